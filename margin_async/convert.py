@@ -1,0 +1,140 @@
+"""The one place that knows how fields are spelled on the wire.
+
+A cattrs converter turns decoded JSON (camelCase) into the attrs models of
+:mod:`margin_async.models` (snake_case), with amounts as exact ``Decimal``.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, override
+
+from margin_async.errors import ProtocolError
+from margin_async.models import (
+    BorrowOrder,
+    BorrowResult,
+    InterestRecord,
+    OrderStatus,
+    Page,
+    RepayOrder,
+    RepayResult,
+)
+
+__all__ = ["structure", "to_dict", "wire_name"]
+
+T = TypeVar("T")
+
+_MODELS = (BorrowResult, RepayResult, BorrowOrder, RepayOrder, InterestRecord)
+_ITEMS = (BorrowOrder, RepayOrder, InterestRecord)
+_WIRE_PATH = re.compile(r"\.([a-z]+(?:_[a-z]+)+)")
+
+
+def wire_name(field: str) -> str:
+    """``created_time`` -> ``createdTime``."""
+    head, *rest = field.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _decimal(value: object, _: type) -> Decimal:
+    # JSON numbers are decoded as Decimal (parse_float), so a float never gets here.
+    if isinstance(value, str | Decimal) or (isinstance(value, int) and not isinstance(value, bool)):
+        try:
+            result = Decimal(value)
+        except InvalidOperation:
+            raise ValueError(f"not a decimal number: {value!r}") from None
+        if result.is_finite():
+            return result
+    raise ValueError(f"not a decimal number: {value!r}")
+
+
+def _int(value: object, _: type) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        return int(value)
+    raise ValueError(f"not an integer: {value!r}")
+
+
+def _str(value: object, _: type) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise ValueError(f"not a string: {value!r}")
+
+
+def _symbol(value: object, _: type) -> str:
+    # The exchange sends null for cross margin although its schema says string.
+    return "" if value is None else _str(value, str)
+
+
+def _status(value: object, _: type) -> OrderStatus:
+    if isinstance(value, str):
+        return OrderStatus(value)
+    raise ValueError(f"not a status string: {value!r}")
+
+
+def _configure(converter: cattrs.Converter) -> cattrs.Converter:
+    converter.register_structure_hook(Decimal, _decimal)
+    converter.register_structure_hook(int, _int)
+    converter.register_structure_hook(str, _str)
+    converter.register_structure_hook(OrderStatus, _status)
+    for cls in _MODELS:
+        overrides = {f.name: override(rename=wire_name(f.name)) for f in attrs.fields(cls)}
+        if "symbol" in overrides:
+            overrides["symbol"] = override(rename="symbol", struct_hook=_symbol)
+        converter.register_structure_hook(cls, make_dict_structure_fn(cls, converter, **overrides))
+    for item in _ITEMS:
+        page = Page[item]  # type: ignore[valid-type]
+        overrides = {f.name: override(rename=wire_name(f.name)) for f in attrs.fields(Page)}
+        hook = make_dict_structure_fn(page, converter, **overrides)
+        # A generic alias is not a class, so it is matched by equality.
+        converter.register_structure_hook_func(lambda t, page=page: t == page, hook)
+    return converter
+
+
+# The fast converter runs on every reply; when it fails, the detailed one runs again on
+# the same data only to say precisely which field is wrong.
+_fast = _configure(cattrs.Converter(detailed_validation=False))
+_detailed = _configure(cattrs.Converter(detailed_validation=True))
+
+
+def structure(data: Any, cls: type[T], *, what: str = "data") -> T:
+    """Build ``cls`` from decoded JSON, or raise :class:`ProtocolError` naming the field."""
+    try:
+        return _fast.structure(data, cls)
+    except Exception as fast_error:
+        name = getattr(cls, "__name__", str(cls))
+        if not isinstance(data, dict):
+            got = "null" if data is None else type(data).__name__
+            raise ProtocolError(f"unexpected reply for {name}: {what} is {got}, not an object") from None
+        try:
+            _detailed.structure(data, cls)
+        except Exception as detailed_error:
+            details = "; ".join(
+                _WIRE_PATH.sub(lambda m: "." + wire_name(m.group(1)), line)
+                for line in cattrs.transform_error(detailed_error, path=what)
+            )
+        else:  # pragma: no cover - both converters share one configuration
+            details = f"{type(fast_error).__name__}: {fast_error}"
+        raise ProtocolError(f"unexpected reply shape for {name}: {details}") from None
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """A model as a flat dict with Python field names; amounts as exact strings."""
+    out: dict[str, Any] = {}
+    for field in attrs.fields(type(obj)):
+        value = getattr(obj, field.name)
+        if isinstance(value, Decimal):
+            value = str(value)
+        elif isinstance(value, OrderStatus):
+            value = value.value
+        out[field.name] = value
+    return out

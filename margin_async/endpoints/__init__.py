@@ -1,0 +1,1 @@
+"""Endpoint modules: the only code that knows paths, parameter names and weights."""

@@ -1,0 +1,231 @@
+"""Argument validation and wire formatting shared by the endpoint modules.
+
+Every check runs before any I/O and raises :class:`ValidationError` naming the argument.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import TypeAlias
+
+import attrs
+
+from margin_async.errors import ValidationError
+from margin_async.models import TimeInForce
+from margin_async.request import Request, Safety
+
+__all__ = [
+    "Amount",
+    "CurrencyArg",
+    "HistoryFilter",
+    "HistorySpec",
+    "TimeArg",
+    "format_decimal",
+    "json_body",
+]
+
+#: An amount as accepted from callers: Decimal, decimal string or int (never float).
+Amount: TypeAlias = Decimal | str | int
+#: A time as accepted from callers: epoch milliseconds or an aware datetime.
+TimeArg: TypeAlias = int | datetime
+#: One currency code, or several (sent comma-separated).
+CurrencyArg: TypeAlias = str | Sequence[str]
+
+_CURRENCY = re.compile(r"[A-Z0-9]{1,20}")
+_SYMBOL = re.compile(r"[A-Z0-9]{1,20}-[A-Z0-9]{1,20}")
+_MIN_PAGE_SIZE, _MAX_PAGE_SIZE = 10, 500
+
+
+def format_decimal(value: Decimal) -> str:
+    """Plain digits, no exponent, no trailing zeros: ``1E+1`` -> ``10``, ``0.10`` -> ``0.1``."""
+    text = format(value.normalize(), "f")
+    return text
+
+
+def json_body(fields: dict[str, object]) -> bytes:
+    """Compact JSON; a ``Decimal`` is written as a plain JSON number (``10``, ``0.1``)."""
+    parts = []
+    for key, value in fields.items():
+        encoded = format_decimal(value) if isinstance(value, Decimal) else json.dumps(value)
+        parts.append(f"{json.dumps(key)}:{encoded}")
+    return ("{" + ",".join(parts) + "}").encode()
+
+
+def currency(value: object, *, name: str = "currency") -> str:
+    """One currency code, upper-cased."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(name, f"must be a currency code such as 'USDT', got {value!r}")
+    code = value.strip().upper()
+    if not _CURRENCY.fullmatch(code):
+        raise ValidationError(name, f"{value!r} is not a currency code (letters and digits)")
+    return code
+
+
+def currencies(value: object) -> str:
+    """One code or a sequence of codes, as the wire's comma-separated list."""
+    if isinstance(value, str):
+        return currency(value)
+    if isinstance(value, Sequence) and value:
+        codes = [currency(item) for item in value]
+        return ",".join(dict.fromkeys(codes))
+    raise ValidationError(
+        "currency", f"must be a currency code or a non-empty list of codes, got {value!r}"
+    )
+
+
+def amount(value: object, *, name: str = "size") -> Decimal:
+    """A positive, finite amount; floats are refused because they are not exact."""
+    if isinstance(value, float):
+        raise ValidationError(
+            name, f"floats are not exact; pass Decimal({str(value)!r}) or the string {str(value)!r}"
+        )
+    if isinstance(value, bool) or not isinstance(value, Decimal | str | int):
+        raise ValidationError(name, f"must be a Decimal, str or int, got {type(value).__name__}")
+    try:
+        result = Decimal(value.strip() if isinstance(value, str) else value)
+    except InvalidOperation:
+        raise ValidationError(name, f"{value!r} is not a number") from None
+    if not result.is_finite() or result <= 0:
+        raise ValidationError(name, f"must be a positive amount, got {value!r}")
+    return result
+
+
+def time_in_force(value: object) -> TimeInForce:
+    """``IOC`` or ``FOK``, as the enum or a string."""
+    if isinstance(value, TimeInForce):
+        return value
+    if isinstance(value, str) and value.upper() in TimeInForce.__members__:
+        return TimeInForce[value.upper()]
+    raise ValidationError("time_in_force", f"must be 'IOC' or 'FOK', got {value!r}")
+
+
+def margin_mode(symbol: object, is_isolated: object) -> str | None:
+    """Validate the isolated/cross pair; return the upper-cased symbol (``None`` for cross)."""
+    if not isinstance(is_isolated, bool):
+        raise ValidationError("is_isolated", f"must be True or False, got {is_isolated!r}")
+    if symbol is None or symbol == "":
+        if is_isolated:
+            raise ValidationError("symbol", "is required when is_isolated=True, e.g. 'BTC-USDT'")
+        return None
+    if not is_isolated:
+        # Sent without isIsolated the exchange would act on the cross account instead.
+        raise ValidationError("symbol", "is only used with is_isolated=True (isolated margin)")
+    if not isinstance(symbol, str) or not _SYMBOL.fullmatch(symbol.strip().upper()):
+        raise ValidationError("symbol", f"must look like 'BTC-USDT', got {symbol!r}")
+    return symbol.strip().upper()
+
+
+def flag(value: object, name: str) -> bool:
+    """A strict boolean (``1`` or ``"yes"`` are refused)."""
+    if not isinstance(value, bool):
+        raise ValidationError(name, f"must be True or False, got {value!r}")
+    return value
+
+
+def epoch_ms(value: object, name: str) -> int:
+    """Epoch milliseconds from an int or an aware datetime."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValidationError(name, "must be timezone-aware, e.g. datetime(..., tzinfo=UTC)")
+        return int(value.timestamp() * 1000)
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise ValidationError(name, f"must be epoch milliseconds >= 0, got {value}")
+        if value < 10**11:
+            # 1973 in ms, but 5138 in seconds: almost certainly seconds by mistake.
+            raise ValidationError(name, f"{value} looks like seconds; pass epoch milliseconds")
+        return value
+    raise ValidationError(name, f"must be epoch milliseconds (int) or a datetime, got {value!r}")
+
+
+def page_number(value: object) -> int:
+    """``current_page``: an int >= 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValidationError("current_page", f"must be an int >= 1, got {value!r}")
+    return value
+
+
+def page_size(value: object) -> int:
+    """``page_size``: an int in 10..500."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError("page_size", f"must be an int from 10 to 500, got {value!r}")
+    if not _MIN_PAGE_SIZE <= value <= _MAX_PAGE_SIZE:
+        raise ValidationError("page_size", f"must be from 10 to 500, got {value}")
+    return value
+
+
+def order_number(value: object) -> str:
+    """A non-empty order number."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError("order_no", f"must be a non-empty string, got {value!r}")
+    return value.strip()
+
+
+@attrs.frozen
+class HistoryFilter:
+    """Validated filters of a history query (everything but paging)."""
+
+    currency: str | None = None
+    is_isolated: bool = False
+    symbol: str | None = None
+    order_no: str | None = None
+    start_time: int | None = None
+    end_time: int | None = None
+
+    @classmethod
+    def build(
+        cls,
+        currency: CurrencyArg | None,
+        *,
+        currency_required: bool,
+        is_isolated: bool,
+        symbol: str | None,
+        order_no: str | None,
+        start_time: TimeArg | None,
+        end_time: TimeArg | None,
+    ) -> HistoryFilter:
+        """Validate caller arguments; raise :class:`ValidationError` on the first bad one."""
+        if currency is None:
+            if currency_required:
+                raise ValidationError("currency", "is required, e.g. 'USDT' or ['BTC', 'ETH']")
+            code = None
+        else:
+            code = currencies(currency)
+        sym = margin_mode(symbol, is_isolated)
+        order = None if order_no is None else order_number(order_no)
+        start = None if start_time is None else epoch_ms(start_time, "start_time")
+        end = None if end_time is None else epoch_ms(end_time, "end_time")
+        if start is not None and end is not None and start > end:
+            raise ValidationError("start_time", f"is after end_time ({start} > {end})")
+        return cls(code, is_isolated, sym, order, start, end)
+
+
+@attrs.frozen
+class HistorySpec:
+    """One history endpoint: where it lives and what a page costs."""
+
+    path: str
+    weight: int
+
+    def request(self, filters: HistoryFilter, current_page: int, page_size_: int) -> Request:
+        """The GET request for one page (arguments already validated)."""
+        query: list[tuple[str, str]] = []
+        if filters.currency is not None:
+            query.append(("currency", filters.currency))
+        if filters.is_isolated:
+            query.append(("isIsolated", "true"))
+        if filters.symbol is not None:
+            query.append(("symbol", filters.symbol))
+        if filters.order_no is not None:
+            query.append(("orderNo", filters.order_no))
+        if filters.start_time is not None:
+            query.append(("startTime", str(filters.start_time)))
+        if filters.end_time is not None:
+            query.append(("endTime", str(filters.end_time)))
+        query.append(("currentPage", str(current_page)))
+        query.append(("pageSize", str(page_size_)))
+        return Request("GET", self.path, tuple(query), weight=self.weight, safety=Safety.RETRYABLE)
