@@ -7,6 +7,7 @@ A cattrs converter turns decoded JSON (camelCase) into the attrs models of
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
@@ -81,22 +82,33 @@ def _status(value: object, _: type) -> OrderStatus:
     raise ValueError(f"not a status string: {value!r}")
 
 
+def _equals(expected: object) -> Callable[[Any], bool]:
+    def check(candidate: Any) -> bool:
+        return bool(candidate == expected)
+
+    return check
+
+
 def _configure(converter: cattrs.Converter) -> cattrs.Converter:
     converter.register_structure_hook(Decimal, _decimal)
     converter.register_structure_hook(int, _int)
     converter.register_structure_hook(str, _str)
     converter.register_structure_hook(OrderStatus, _status)
     for cls in _MODELS:
-        overrides = {f.name: override(rename=wire_name(f.name)) for f in attrs.fields(cls)}
+        overrides: dict[str, Any] = {
+            f.name: override(rename=wire_name(f.name)) for f in attrs.fields(cls)
+        }
         if "symbol" in overrides:
             overrides["symbol"] = override(rename="symbol", struct_hook=_symbol)
         converter.register_structure_hook(cls, make_dict_structure_fn(cls, converter, **overrides))
     for item in _ITEMS:
         page = Page[item]  # type: ignore[valid-type]
-        overrides = {f.name: override(rename=wire_name(f.name)) for f in attrs.fields(Page)}
-        hook = make_dict_structure_fn(page, converter, **overrides)
+        page_overrides: dict[str, Any] = {
+            f.name: override(rename=wire_name(f.name)) for f in attrs.fields(Page)
+        }
+        hook = make_dict_structure_fn(page, converter, **page_overrides)
         # A generic alias is not a class, so it is matched by equality.
-        converter.register_structure_hook_func(lambda t, page=page: t == page, hook)
+        converter.register_structure_hook_func(_equals(page), hook)
     return converter
 
 
@@ -114,7 +126,9 @@ def structure(data: Any, cls: type[T], *, what: str = "data") -> T:
         name = getattr(cls, "__name__", str(cls))
         if not isinstance(data, dict):
             got = "null" if data is None else type(data).__name__
-            raise ProtocolError(f"unexpected reply for {name}: {what} is {got}, not an object") from None
+            raise ProtocolError(
+                f"unexpected reply for {name}: {what} is {got}, not an object"
+            ) from None
         try:
             _detailed.structure(data, cls)
         except Exception as detailed_error:

@@ -90,7 +90,8 @@ class TransportError(MarginError):
 
 
 class ProtocolError(MarginError):
-    """The reply is not what the API promises: not JSON, wrong shape, a field missing or mistyped."""
+    """The reply is not what the API promises: not JSON, wrong shape, a field missing or
+    mistyped."""
 
 
 class OutcomeUnknownError(MarginError):

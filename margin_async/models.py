@@ -35,14 +35,14 @@ def _ms_to_datetime(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
-class TimeInForce(str, enum.Enum):
+class TimeInForce(enum.StrEnum):
     """How a borrow is filled: ``IOC`` takes what is available, ``FOK`` all or nothing."""
 
     IOC = "IOC"
     FOK = "FOK"
 
 
-class OrderStatus(str, enum.Enum):
+class OrderStatus(enum.StrEnum):
     """Status of a borrow or repay order.
 
     A status this version does not know still comes back (never dropped): as a

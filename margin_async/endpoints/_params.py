@@ -229,3 +229,39 @@ class HistorySpec:
         query.append(("currentPage", str(current_page)))
         query.append(("pageSize", str(page_size_)))
         return Request("GET", self.path, tuple(query), weight=self.weight, safety=Safety.RETRYABLE)
+
+
+@attrs.frozen
+class Movement:
+    """A validated borrow or repay: its request, and what identifies it in history."""
+
+    request: Request
+    currency: str
+    size: Decimal
+    #: ``None`` for cross margin.
+    symbol: str | None
+
+
+def movement(
+    path: str,
+    weight: int,
+    fields: dict[str, object],
+    *,
+    symbol: object,
+    is_isolated: object,
+    is_hf: object,
+) -> Movement:
+    """Finish a borrow or repay body (``fields`` holds currency, size, ...) and wrap it.
+
+    Only flags set to ``True`` go on the wire: ``False`` is the exchange's default.
+    """
+    code, amount = fields["currency"], fields["size"]
+    assert isinstance(code, str) and isinstance(amount, Decimal)
+    sym = margin_mode(symbol, is_isolated)
+    if sym is not None:
+        fields["symbol"] = sym
+        fields["isIsolated"] = True
+    if flag(is_hf, "is_hf"):
+        fields["isHf"] = True
+    request = Request("POST", path, body=json_body(fields), weight=weight, safety=Safety.MONEY)
+    return Movement(request, code, amount, sym)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from margin_async.endpoints import _params as p
 from margin_async.errors import ValidationError
 from margin_async.request import Request, Safety

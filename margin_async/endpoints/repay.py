@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from margin_async.endpoints import _params as p
-from margin_async.request import Request, Safety
 
 __all__ = ["HISTORY", "repay_request"]
 
@@ -18,13 +17,7 @@ def repay_request(
     symbol: str | None = None,
     is_isolated: bool = False,
     is_hf: bool = False,
-) -> Request:
-    """Validate a repay and build its request (only flags set to ``True`` are sent)."""
+) -> p.Movement:
+    """Validate a repay and build its request."""
     fields: dict[str, object] = {"currency": p.currency(currency), "size": p.amount(size)}
-    sym = p.margin_mode(symbol, is_isolated)
-    if sym is not None:
-        fields["symbol"] = sym
-        fields["isIsolated"] = True
-    if p.flag(is_hf, "is_hf"):
-        fields["isHf"] = True
-    return Request("POST", PATH, body=p.json_body(fields), weight=10, safety=Safety.MONEY)
+    return p.movement(PATH, 10, fields, symbol=symbol, is_isolated=is_isolated, is_hf=is_hf)

@@ -1,0 +1,60 @@
+"""margin-async: an asyncio SDK for KuCoin's margin borrowing API.
+
+>>> from margin_async import MarginClient, Credentials
+"""
+
+from margin_async._version import __version__
+from margin_async.auth import Credentials
+from margin_async.client import MarginClient
+from margin_async.errors import (
+    ApiError,
+    AuthenticationError,
+    ClientClosedError,
+    MarginError,
+    OutcomeUnknownError,
+    ProtocolError,
+    RateLimitError,
+    TimestampError,
+    TransportError,
+    ValidationError,
+)
+from margin_async.events import ResponseEvent
+from margin_async.models import (
+    BorrowOrder,
+    BorrowResult,
+    InterestRecord,
+    OrderStatus,
+    Page,
+    RepayOrder,
+    RepayResult,
+    TimeInForce,
+)
+from margin_async.pagination import Paginator
+from margin_async.retry import RetryPolicy
+
+__all__ = [
+    "ApiError",
+    "AuthenticationError",
+    "BorrowOrder",
+    "BorrowResult",
+    "ClientClosedError",
+    "Credentials",
+    "InterestRecord",
+    "MarginClient",
+    "MarginError",
+    "OrderStatus",
+    "OutcomeUnknownError",
+    "Page",
+    "Paginator",
+    "ProtocolError",
+    "RateLimitError",
+    "RepayOrder",
+    "RepayResult",
+    "ResponseEvent",
+    "RetryPolicy",
+    "TimeInForce",
+    "TimestampError",
+    "TransportError",
+    "ValidationError",
+    "__version__",
+]

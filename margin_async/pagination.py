@@ -1,0 +1,83 @@
+"""Walking a paged history: ``currentPage`` 1..``totalPage``, yielded in order."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Generic, TypeVar
+
+from margin_async.errors import ValidationError
+from margin_async.models import Page
+
+__all__ = ["PageFetcher", "Paginator"]
+
+T = TypeVar("T")
+
+#: Fetches page ``n`` (1-based) of one walk, whose filters are fixed when the walk starts.
+PageFetcher = Callable[[int], Awaitable[Page[T]]]
+
+
+class Paginator(Generic[T]):
+    """Every record of a history, page after page, without the caller seeing pages.
+
+    ``async for record in paginator`` yields records newest first; :meth:`pages`
+    yields whole pages; :meth:`collect` returns a list. Each iteration is a new walk.
+    After the first page tells ``totalPage``, up to ``prefetch`` following pages are
+    fetched concurrently and still yielded in order; memory holds at most that many
+    pages. A failing page raises to the caller; leaving the loop early (``break``,
+    cancellation, an error) cancels the pages in flight.
+    """
+
+    __slots__ = ("_open_walk", "_prefetch")
+
+    def __init__(self, open_walk: Callable[[], PageFetcher[T]], *, prefetch: int = 4) -> None:
+        if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 1:
+            raise ValidationError("prefetch", f"must be an int >= 1, got {prefetch!r}")
+        self._open_walk = open_walk
+        self._prefetch = prefetch
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        return self._items()
+
+    async def _items(self) -> AsyncIterator[T]:
+        async for page in self.pages():
+            for item in page.items:
+                yield item
+
+    async def collect(self) -> list[T]:
+        """Every record of the walk, as a list (mind the memory on long histories)."""
+        records: list[T] = []
+        async for page in self.pages():
+            records.extend(page.items)
+        return records
+
+    async def pages(self) -> AsyncIterator[Page[T]]:
+        """Yield each page in order, ``currentPage`` 1 to ``totalPage``."""
+        fetch = self._open_walk()
+        first = await fetch(1)
+        yield first
+        total = first.total_page
+        if total <= 1 or not first.items:
+            return
+        in_flight: deque[asyncio.Task[Page[T]]] = deque()
+        next_page = 2
+
+        def top_up() -> None:
+            nonlocal next_page
+            while next_page <= total and len(in_flight) < self._prefetch:
+                in_flight.append(asyncio.ensure_future(fetch(next_page)))
+                next_page += 1
+
+        try:
+            top_up()
+            while in_flight:
+                page = await in_flight.popleft()
+                # Refill before handing the page over, so fetching overlaps the caller's work.
+                top_up()
+                yield page
+        finally:
+            for task in in_flight:
+                task.cancel()
+            if in_flight:
+                await asyncio.gather(*in_flight, return_exceptions=True)
