@@ -395,11 +395,15 @@ class MarginClient:
         size = _page_size(size)
         page_type = Page[item]  # type: ignore[valid-type]
 
-        def open_walk() -> PageFetcher[T]:
+        def open_window(start: int | None) -> PageFetcher[T]:
             # Pin the end of the walk so records arriving meanwhile cannot shift pages.
+            now = self._session.now_ms()
+            end = now if filters.end_time is None else min(filters.end_time, now)
             walk = filters
-            if walk.end_time is None:
-                walk = attrs.evolve(walk, end_time=self._session.now_ms())
+            if start is not None:
+                walk = attrs.evolve(walk, start_time=start, end_time=max(start, end))
+            elif walk.end_time is None:
+                walk = attrs.evolve(walk, end_time=now)
 
             async def fetch(page: int) -> Page[T]:
                 data = await self._session.request(spec.request(walk, page, size))
@@ -408,4 +412,9 @@ class MarginClient:
 
             return fetch
 
-        return Paginator(open_walk, prefetch=prefetch)
+        return Paginator(
+            lambda: open_window(None),
+            prefetch=prefetch,
+            open_window=open_window,
+            start_time=filters.start_time or 0,
+        )

@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from margin_async.errors import ValidationError
 from margin_async.models import Page
+
+if TYPE_CHECKING:
+    from margin_async.follow import FollowCursor, Follower
 
 __all__ = ["PageFetcher", "Paginator"]
 
@@ -29,13 +32,49 @@ class Paginator(Generic[T]):
     cancellation, an error) cancels the pages in flight.
     """
 
-    __slots__ = ("_open_walk", "_prefetch")
+    __slots__ = ("_open_walk", "_open_window", "_prefetch", "_start_time")
 
-    def __init__(self, open_walk: Callable[[], PageFetcher[T]], *, prefetch: int = 4) -> None:
+    def __init__(
+        self,
+        open_walk: Callable[[], PageFetcher[T]],
+        *,
+        prefetch: int = 4,
+        open_window: Callable[[int], PageFetcher[T]] | None = None,
+        start_time: int = 0,
+    ) -> None:
         if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 1:
             raise ValidationError("prefetch", f"must be an int >= 1, got {prefetch!r}")
         self._open_walk = open_walk
         self._prefetch = prefetch
+        #: Opens a walk of the same filters from a given start time up to now (follow mode).
+        self._open_window = open_window
+        self._start_time = start_time
+
+    def follow(
+        self,
+        *,
+        interval: float = 5.0,
+        cursor: FollowCursor | None = None,
+        overlap_ms: int = 60_000,
+    ) -> Follower[T]:
+        """Yield new records forever, oldest first, polling every ``interval`` seconds.
+
+        Without ``cursor`` the stream starts at the filters' ``start_time`` (so the
+        existing history comes first). Store ``follower.cursor`` (a small value with
+        ``dumps()``/``loads()``) and pass it back to resume with no gap and no repeat.
+        """
+        from margin_async.follow import FollowCursor, Follower
+
+        if self._open_window is None:
+            raise TypeError("this paginator cannot follow: it has no time-window query")
+        start = cursor if cursor is not None else FollowCursor(self._start_time)
+        return Follower(
+            self._open_window,
+            cursor=start,
+            interval=interval,
+            overlap_ms=overlap_ms,
+            prefetch=self._prefetch,
+        )
 
     def __aiter__(self) -> AsyncIterator[T]:
         return self._items()
