@@ -31,6 +31,7 @@ AUTH_HEADERS = (
     "KC-API-PASSPHRASE",
     "KC-API-KEY-VERSION",
 )
+_SIGNED_VERSIONS = frozenset({"2", "3"})
 #: How far (milliseconds) a request timestamp may be from the server clock.
 TIMESTAMP_TOLERANCE_MS = 5000
 
@@ -111,9 +112,9 @@ def verify(
     record = keys.get(values["KC-API-KEY"])
     if record is None:
         return _UNKNOWN_KEY
-    # Key versions 2 and 3 send the passphrase HMAC-signed; a version that does not match
-    # the key's means the passphrase header is in the wrong form, hence 400004.
-    if values["KC-API-KEY-VERSION"] != str(record.key_version) or not _same(
+    # Versions 2 and 3 sign the same way, and peers (ccxt, python-kucoin) send "2" for
+    # any key; another version means a plain passphrase header, hence 400004.
+    if values["KC-API-KEY-VERSION"] not in _SIGNED_VERSIONS or not _same(
         values["KC-API-PASSPHRASE"], hmac_b64(record.secret, record.passphrase.encode("utf-8"))
     ):
         return _BAD_PASSPHRASE

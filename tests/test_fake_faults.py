@@ -1,0 +1,277 @@
+"""FakeKuCoin's fault injection, over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import AsyncIterator, Mapping
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+import pytest
+import yarl
+
+from margin_async.auth import Credentials
+from margin_async.testing import FakeKuCoin
+
+BORROW = "/api/v3/margin/borrow"
+HISTORY = "/api/v3/margin/borrow?currency=USDT"
+BORROW_BODY = {"currency": "USDT", "size": 5, "timeInForce": "FOK"}
+POST_BORROW = "POST /api/v3/margin/borrow"
+DISCONNECTED = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
+
+# -- a minimal KuCoin signer and sender, independent of margin_async.auth ---------------
+
+
+def b64hmac(secret: str, message: bytes) -> str:
+    return base64.b64encode(hmac.new(secret.encode(), message, hashlib.sha256).digest()).decode()
+
+
+def kc_headers(creds: Credentials, method: str, target: str, body: bytes = b"") -> dict[str, str]:
+    ts = str(time.time_ns() // 1_000_000)
+    return {
+        "KC-API-KEY": creds.api_key,
+        "KC-API-SIGN": b64hmac(creds.api_secret, (ts + method + target).encode() + body),
+        "KC-API-TIMESTAMP": ts,
+        "KC-API-PASSPHRASE": b64hmac(creds.api_secret, creds.api_passphrase.encode()),
+        "KC-API-KEY-VERSION": str(creds.key_version),
+        "Content-Type": "application/json",
+    }
+
+
+async def call(
+    http: aiohttp.ClientSession,
+    fake: FakeKuCoin,
+    creds: Credentials,
+    method: str,
+    target: str,
+    body: bytes | dict[str, Any] = b"",
+) -> tuple[int, Mapping[str, str], Any]:
+    """Sign and send ``target`` exactly as given; a dict body is sent as compact JSON."""
+    if isinstance(body, dict):
+        body = json.dumps(body, separators=(",", ":")).encode()
+    headers = kc_headers(creds, method, target, body)
+    url = yarl.URL(fake.url + target, encoded=True)
+    async with http.request(method, url, data=body or None, headers=headers) as resp:
+        raw = await resp.read()
+        if resp.content_type == "application/json":
+            return resp.status, resp.headers, json.loads(raw, parse_float=Decimal)
+        return resp.status, resp.headers, raw.decode()
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeKuCoin]:
+    async with FakeKuCoin() as server:
+        yield server
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+def creds(fake: FakeKuCoin) -> Credentials:
+    return fake.add_account()
+
+
+async def history_total(http: aiohttp.ClientSession, fake: FakeKuCoin, creds: Credentials) -> int:
+    status, _, payload = await call(http, fake, creds, "GET", HISTORY)
+    assert status == 200
+    total: int = payload["data"]["totalNum"]
+    return total
+
+
+@pytest.mark.parametrize("status", [502, 503, 504])
+async def test_5xx_answers_a_gateway_page_and_applies_nothing(
+    fake: FakeKuCoin, http: aiohttp.ClientSession, creds: Credentials, status: int
+) -> None:
+    fake.inject("5xx", route=POST_BORROW, status=status)
+    got, headers, body = await call(http, fake, creds, "POST", BORROW, BORROW_BODY)
+    assert got == status
+    assert headers["Content-Type"].startswith("text/html")
+    assert body.startswith("<html>") and f"<title>{status} " in body
+    assert fake.ledger(creds.api_key) == []
+    assert await history_total(http, fake, creds) == 0
+    got, _, payload = await call(http, fake, creds, "POST", BORROW, BORROW_BODY)
+    assert (got, payload["code"]) == (200, "200000")
+    assert fake.stats.status_counts[status] == 1
+    assert fake.stats.faults["5xx"] == 1
+
+
+async def test_rate_limit_fault_applies_nothing_and_charges_nothing(
+    fake: FakeKuCoin, http: aiohttp.ClientSession, creds: Credentials
+) -> None:
+    fake.inject("rate_limit", route=POST_BORROW, reset_ms=250)
+    status, headers, payload = await call(http, fake, creds, "POST", BORROW, BORROW_BODY)
+    assert (status, payload) == (429, {"code": "429000", "msg": "Too Many Requests"})
+    assert (headers["gw-ratelimit-remaining"], headers["gw-ratelimit-reset"]) == ("0", "250")
+    assert fake.ledger(creds.api_key) == []
+    assert fake.stats.rate_limited == 1
+    status, headers, _ = await call(http, fake, creds, "POST", BORROW, BORROW_BODY)
+    assert (status, headers["gw-ratelimit-remaining"]) == (200, str(4000 - 15))
+
+
+async def test_drop_before_closes_unanswered_and_applies_nothing(
+    fake: FakeKuCoin, http: aiohttp.ClientSession, creds: Credentials
+) -> None:
+    fake.inject("drop_before", route=POST_BORROW)
+    with pytest.raises(DISCONNECTED):
+        await call(http, fake, creds, "POST", BORROW, BORROW_BODY)
+    assert fake.ledger(creds.api_key) == []
+    assert fake.stats.requests[POST_BORROW] == 1
+    assert sum(fake.stats.status_counts.values()) == 0
+    status, _, _ = await call(http, fake, creds, "POST", BORROW, BORROW_BODY)
+    assert status == 200
+    assert len(fake.ledger(creds.api_key)) == 1
+
+
+async def test_apply_then_5xx(
+    fake: FakeKuCoin, http: aiohttp.ClientSession, creds: Credentials
+) -> None:
+    fake.inject("apply_then_5xx", route=POST_BORROW)
+    status, headers, _ = await call(http, fake, creds, "POST", BORROW, BORROW_BODY)
+    assert status == 502 and headers["Content-Type"].startswith("text/html")
+    [entry] = fake.ledger(creds.api_key)
+    assert entry.actual_size == Decimal(5)
+    assert await history_total(http, fake, creds) == 1
+
+
+async def test_apply_then_drop(
+    fake: FakeKuCoin, http: aiohttp.ClientSession, creds: Credentials
+) -> None:
+    fake.inject("apply_then_drop", route="POST /api/v3/margin/repay")
+    await call(http, fake, creds, "POST", BORROW, BORROW_BODY)
+    with pytest.raises(DISCONNECTED):
+        await call(
+            http, fake, creds, "POST", "/api/v3/margin/repay", {"currency": "USDT", "size": 2}
+        )
+    assert [entry.kind for entry in fake.ledger(creds.api_key)] == ["borrow", "repay"]
+    assert fake.debt(creds.api_key, "USDT") == 3
+
+
+async def test_apply_then_stall_times_out_the_client_and_close_ends_it(
+    creds: Credentials, fake: FakeKuCoin
+) -> None:
+    fake.inject("apply_then_stall", route=POST_BORROW)
+    timeout = aiohttp.ClientTimeout(total=0.3)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        with pytest.raises(asyncio.TimeoutError):
+            await call(http, fake, creds, "POST", BORROW, BORROW_BODY)
+    assert len(fake.ledger(creds.api_key)) == 1
+    # The stalled handler (30 s by default) must not hold the fake open.
+    await asyncio.wait_for(fake.close(), timeout=10)
+
+
+async def test_latency_fault_answers_normally(
+    fake: FakeKuCoin, http: aiohttp.ClientSession, creds: Credentials
+) -> None:
+    fake.inject("latency", route=POST_BORROW, latency=0.05)
+    status, _, payload = await call(http, fake, creds, "POST", BORROW, BORROW_BODY)
+    assert (status, payload["code"]) == (200, "200000")
+    assert fake.stats.faults["latency"] == 1
+
+
+async def test_faults_are_consumed_in_order_by_matching_requests(
+    fake: FakeKuCoin, http: aiohttp.ClientSession, creds: Credentials
+) -> None:
+    fake.inject("5xx", times=2)  # any signed route
+    fake.inject("rate_limit", route="GET /api/v3/margin/borrow")
+    fake.inject("5xx", route=POST_BORROW, status=504)
+    assert fake.pending_faults == 4
+    async with http.get(fake.url + "/api/v1/timestamp") as resp:
+        assert resp.status == 200  # not a signed route: untouched
+    statuses = []
+    for _ in range(2):
+        status, _, _ = await call(http, fake, creds, "GET", HISTORY)
+        statuses.append(status)
+    status, _, _ = await call(http, fake, creds, "GET", HISTORY)
+    statuses.append(status)
+    status, _, _ = await call(http, fake, creds, "POST", BORROW, BORROW_BODY)
+    statuses.append(status)
+    status, _, _ = await call(http, fake, creds, "GET", HISTORY)
+    statuses.append(status)
+    assert statuses == [502, 502, 429, 504, 200]
+    assert fake.pending_faults == 0
+
+
+async def test_a_route_specific_fault_waits_for_its_route(
+    fake: FakeKuCoin, http: aiohttp.ClientSession, creds: Credentials
+) -> None:
+    fake.inject("5xx", route="GET /api/v1/timestamp")
+    status, _, _ = await call(http, fake, creds, "POST", BORROW, BORROW_BODY)
+    assert status == 200
+    async with http.get(fake.url + "/api/v1/timestamp") as resp:
+        assert resp.status == 502
+    fake.inject("5xx", route=POST_BORROW)
+    fake.clear_faults()
+    status, _, _ = await call(http, fake, creds, "POST", BORROW, BORROW_BODY)
+    assert status == 200
+
+
+def test_bad_fault_arguments(fake: FakeKuCoin) -> None:
+    with pytest.raises(ValueError, match="unknown fault kind"):
+        fake.inject("explode")
+    with pytest.raises(ValueError):
+        fake.inject("5xx", status=404)
+    with pytest.raises(ValueError):
+        fake.inject("5xx", times=0)
+    with pytest.raises(ValueError):
+        fake.inject("5xx", route="/api/v3/margin/borrow")
+    with pytest.raises(ValueError):
+        fake.set_fault_rate(1.5)
+
+
+async def test_random_faults_hit_reads_only(fake: FakeKuCoin, creds: Credentials) -> None:
+    fake.set_fault_rate(1.0, kinds=("5xx",))
+    async with aiohttp.ClientSession() as http:
+        status, _, _ = await call(http, fake, creds, "GET", HISTORY)
+        assert status in (502, 503, 504)
+        status, _, _ = await call(http, fake, creds, "POST", BORROW, BORROW_BODY)
+        assert status == 200
+        fake.set_fault_rate(0)
+        status, _, _ = await call(http, fake, creds, "GET", HISTORY)
+        assert status == 200
+
+
+async def test_random_fault_mix_is_reproducible(creds: Credentials, fake: FakeKuCoin) -> None:
+    async def run() -> list[str]:
+        fake.set_fault_rate(0.5, seed=7, latency=0.001)
+        outcomes = []
+        async with aiohttp.ClientSession() as http:
+            for _ in range(40):
+                try:
+                    status, _, _ = await call(http, fake, creds, "GET", HISTORY)
+                    outcomes.append(str(status))
+                except DISCONNECTED:
+                    outcomes.append("drop")
+        return outcomes
+
+    first = await run()
+    assert await run() == first
+    assert {"200", "429"} <= set(first)
+    assert set(first) & {"502", "503", "504"}
+    # aiohttp's client resends a GET once after a disconnection, so drops rarely surface.
+    assert fake.stats.faults["drop_before"] > 0
+    assert fake.stats.faults["latency"] > 0
+
+
+async def test_drop_on_a_read_seen_from_a_bare_socket(fake: FakeKuCoin, creds: Credentials) -> None:
+    fake.inject("drop_before", route="GET /api/v3/margin/borrow")
+    url = yarl.URL(fake.url)
+    assert url.host is not None and url.port is not None
+    reader, writer = await asyncio.open_connection(url.host, url.port)
+    lines = [f"GET {HISTORY} HTTP/1.1", f"Host: {url.host}"]
+    lines += [f"{name}: {value}" for name, value in kc_headers(creds, "GET", HISTORY).items()]
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+    await writer.drain()
+    with contextlib.suppress(ConnectionResetError):  # a reset is a drop too
+        assert await reader.read() == b""  # closed without a byte of reply
+    writer.close()
