@@ -6,12 +6,14 @@
 from margin_async._version import __version__
 from margin_async.auth import Credentials
 from margin_async.client import MarginClient
+from margin_async.convert import to_dict
 from margin_async.errors import (
     ApiError,
     AuthenticationError,
     ClientClosedError,
     MarginError,
     OutcomeUnknownError,
+    PoolError,
     ProtocolError,
     RateLimitError,
     TimestampError,
@@ -19,6 +21,7 @@ from margin_async.errors import (
     ValidationError,
 )
 from margin_async.events import ResponseEvent
+from margin_async.follow import FollowCursor, Follower
 from margin_async.models import (
     BorrowOrder,
     BorrowResult,
@@ -30,15 +33,21 @@ from margin_async.models import (
     TimeInForce,
 )
 from margin_async.pagination import Paginator
+from margin_async.pool import AccountError, AccountPool, AccountRecord
 from margin_async.retry import RetryPolicy
 
 __all__ = [
+    "AccountError",
+    "AccountPool",
+    "AccountRecord",
     "ApiError",
     "AuthenticationError",
     "BorrowOrder",
     "BorrowResult",
     "ClientClosedError",
     "Credentials",
+    "FollowCursor",
+    "Follower",
     "InterestRecord",
     "MarginClient",
     "MarginError",
@@ -46,6 +55,7 @@ __all__ = [
     "OutcomeUnknownError",
     "Page",
     "Paginator",
+    "PoolError",
     "ProtocolError",
     "RateLimitError",
     "RepayOrder",
@@ -57,4 +67,5 @@ __all__ = [
     "TransportError",
     "ValidationError",
     "__version__",
+    "to_dict",
 ]

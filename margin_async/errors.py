@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -13,6 +14,7 @@ __all__ = [
     "ClientClosedError",
     "MarginError",
     "OutcomeUnknownError",
+    "PoolError",
     "ProtocolError",
     "RateLimitError",
     "TimestampError",
@@ -105,3 +107,18 @@ class OutcomeUnknownError(MarginError):
     def __init__(self, message: str, request: Request) -> None:
         super().__init__(message)
         self.request = request
+
+
+class PoolError(MarginError):
+    """One or more accounts of a pool operation failed.
+
+    ``errors`` maps each failed account's label to its exception (the first failure is
+    also the ``__cause__``).
+    """
+
+    def __init__(self, errors: Mapping[str, Exception]) -> None:
+        self.errors: dict[str, Exception] = dict(errors)
+        first, error = next(iter(self.errors.items()))
+        more = len(self.errors) - 1
+        suffix = f" (and {more} more account{'s' if more > 1 else ''})" if more else ""
+        super().__init__(f"account {first!r} failed: {error}{suffix}")
