@@ -31,13 +31,24 @@ def sign_passphrase(secret: str, passphrase: str) -> str:
 
 
 def _check_key_version(_: object, __: attrs.Attribute[int], value: int) -> None:
-    if value not in (2, 3):
+    # An int exactly: 3.0 or Decimal(3) would be sent as "KC-API-KEY-VERSION: 3.0".
+    if type(value) is not int or value not in (2, 3):
         raise ValidationError("key_version", f"must be 2 or 3, got {value!r}")
 
 
 def _check_text(_: object, attribute: attrs.Attribute[str], value: str) -> None:
     if not isinstance(value, str) or not value:
         raise ValidationError(attribute.name, "must be a non-empty string")
+
+
+def _check_key(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    _check_text(instance, attribute, value)
+    # The key is sent verbatim as a header: a stray newline or space (an env file's
+    # trailing newline) would make aiohttp refuse the request with a bare ValueError.
+    if not value.isascii() or not value.isprintable() or " " in value:
+        raise ValidationError(
+            attribute.name, "must be printable ASCII without spaces or line breaks"
+        )
 
 
 @attrs.frozen(repr=False)
@@ -47,7 +58,7 @@ class Credentials:
     The secret and the passphrase never appear in ``repr``, ``str``, logs or errors.
     """
 
-    api_key: str = attrs.field(validator=_check_text)
+    api_key: str = attrs.field(validator=_check_key)
     api_secret: str = attrs.field(validator=_check_text)
     api_passphrase: str = attrs.field(validator=_check_text)
     key_version: int = attrs.field(default=3, validator=_check_key_version)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from decimal import Decimal
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 import attrs
@@ -28,7 +29,7 @@ from margin_async.endpoints._params import (
 )
 from margin_async.endpoints.leverage import leverage_request
 from margin_async.endpoints.server_time import server_time_request
-from margin_async.errors import MarginError, OutcomeUnknownError
+from margin_async.errors import MarginError, OutcomeUnknownError, ProtocolError
 from margin_async.events import ResponseHook
 from margin_async.models import (
     BorrowOrder,
@@ -47,6 +48,28 @@ from margin_async.session import DEFAULT_BASE_URL, Session
 __all__ = ["DEFAULT_PAGE_SIZE", "DEFAULT_PREFETCH", "MarginClient"]
 
 T = TypeVar("T")
+
+
+class _Order(Protocol):
+    """What reconciliation reads of a borrow or repay order."""
+
+    @property
+    def order_no(self) -> str: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def size(self) -> Decimal: ...
+
+
+class _Result(Protocol):
+    @property
+    def order_no(self) -> str: ...
+
+
+OrderT = TypeVar("OrderT", bound=_Order)
+ResultT = TypeVar("ResultT", bound=_Result)
 
 #: Records per page when streaming a history: the API's maximum.
 DEFAULT_PAGE_SIZE = 500
@@ -158,12 +181,12 @@ class MarginClient:
         movement = _borrow.borrow_request(
             currency, size, time_in_force, symbol=symbol, is_isolated=is_isolated, is_hf=is_hf
         )
-        data = await self._move(movement, _borrow.HISTORY, BorrowOrder)
-        if isinstance(data, BorrowOrder):
-            return BorrowResult(data.order_no, data.actual_size)
-        result = structure(data, BorrowResult)
-        self._known.add(result.order_no)
-        return result
+        return await self._move(
+            movement,
+            _borrow.HISTORY,
+            parse=lambda data: structure(data, BorrowResult),
+            from_order=lambda o: BorrowResult(o.order_no, o.actual_size),
+        )
 
     async def repay(
         self,
@@ -181,53 +204,72 @@ class MarginClient:
         movement = _repay.repay_request(
             currency, size, symbol=symbol, is_isolated=is_isolated, is_hf=is_hf
         )
-        data = await self._move(movement, _repay.HISTORY, RepayOrder)
-        if isinstance(data, RepayOrder):
-            return RepayResult(data.order_no, data.principal + data.interest, data.created_time)
-        result = structure(data, RepayResult)
+        return await self._move(
+            movement,
+            _repay.HISTORY,
+            parse=lambda data: structure(data, RepayResult),
+            from_order=lambda o: RepayResult(o.order_no, o.principal + o.interest, o.created_time),
+        )
+
+    async def _move(
+        self,
+        movement: Movement,
+        history: HistorySpec[OrderT],
+        *,
+        parse: Callable[[Any], ResultT],
+        from_order: Callable[[OrderT], ResultT],
+    ) -> ResultT:
+        """Send a borrow/repay once; if its answer is lost or unreadable, find it in history."""
+        sent_at = self._session.now_ms()
+        try:
+            result = parse(await self._session.request(movement.request))
+        except (OutcomeUnknownError, ProtocolError) as lost:
+            # A reply we cannot read may still be the answer to an applied order.
+            result = from_order(await self._reconcile(movement, history, sent_at, lost))
         self._known.add(result.order_no)
         return result
 
-    async def _move(self, movement: Movement, history: HistorySpec, order_type: type[T]) -> Any:
-        """Send a borrow/repay; after an ambiguous failure, return its order from history."""
-        sent_at = self._session.now_ms()
-        try:
-            return await self._session.request(movement.request)
-        except OutcomeUnknownError as lost:
-            filters = HistoryFilter(
-                currency=movement.currency,
-                is_isolated=movement.symbol is not None,
-                symbol=movement.symbol,
-                start_time=sent_at - CLOCK_TOLERANCE_MS,
+    async def _reconcile(
+        self,
+        movement: Movement,
+        history: HistorySpec[OrderT],
+        sent_at: int,
+        lost: MarginError,
+    ) -> OrderT:
+        """The order ``movement`` created, read from history, or ``OutcomeUnknownError``."""
+        filters = HistoryFilter(
+            currency=movement.currency,
+            is_isolated=movement.symbol is not None,
+            symbol=movement.symbol,
+            start_time=sent_at - CLOCK_TOLERANCE_MS,
+        )
+
+        async def read_recent() -> Sequence[OrderT]:
+            request = history.request(filters, 1, _RECONCILE_PAGE)
+            return structure(await self._session.request(request), history.page_type).items
+
+        def matches(order: OrderT) -> bool:
+            return bool(
+                order.currency == movement.currency
+                and order.symbol == (movement.symbol or "")
+                and order.size == movement.size
             )
 
-            async def read_recent() -> Sequence[Any]:
-                data = await self._session.request(history.request(filters, 1, _RECONCILE_PAGE))
-                return structure(data, Page[order_type]).items  # type: ignore[valid-type]
-
-            def matches(order: Any) -> bool:
-                return bool(
-                    order.currency == movement.currency
-                    and order.symbol == (movement.symbol or "")
-                    and order.size == movement.size
-                )
-
-            try:
-                found = await find_order(read_recent, matches, self._known)
-            except (MarginError, LookupError) as exc:
-                raise OutcomeUnknownError(
-                    f"{lost}; reconciliation could not tell: {exc}. Check the account's "
-                    "history before trying again.",
-                    movement.request,
-                ) from exc
-            if found is None:
-                raise OutcomeUnknownError(
-                    f"{lost}; no matching order in the account's history yet. Check it "
-                    "again before trying again.",
-                    movement.request,
-                ) from lost.__cause__
-            self._known.add(found.order_no)
-            return found
+        try:
+            found = await find_order(read_recent, matches, self._known)
+        except (MarginError, LookupError) as exc:
+            raise OutcomeUnknownError(
+                f"{lost}; reconciliation could not tell: {exc}. Check the account's "
+                "history before trying again.",
+                movement.request,
+            ) from exc
+        if found is None:
+            raise OutcomeUnknownError(
+                f"{lost}; no matching order in the account's history yet. Check it "
+                "again before trying again.",
+                movement.request,
+            ) from lost
+        return found
 
     async def modify_leverage(
         self, leverage: Amount, *, symbol: str | None = None, is_isolated: bool = False
@@ -261,7 +303,7 @@ class MarginClient:
             start_time=start_time,
             end_time=end_time,
         )
-        return await self._page(_borrow.HISTORY, BorrowOrder, filters, current_page, page_size)
+        return await self._page(_borrow.HISTORY, filters, current_page, page_size)
 
     async def get_repay_history(
         self,
@@ -285,7 +327,7 @@ class MarginClient:
             start_time=start_time,
             end_time=end_time,
         )
-        return await self._page(_repay.HISTORY, RepayOrder, filters, current_page, page_size)
+        return await self._page(_repay.HISTORY, filters, current_page, page_size)
 
     async def get_interest_history(
         self,
@@ -308,13 +350,13 @@ class MarginClient:
             start_time=start_time,
             end_time=end_time,
         )
-        return await self._page(_interest.HISTORY, InterestRecord, filters, current_page, page_size)
+        return await self._page(_interest.HISTORY, filters, current_page, page_size)
 
     async def _page(
-        self, spec: HistorySpec, item: type[T], filters: HistoryFilter, current: int, size: int
+        self, spec: HistorySpec[T], filters: HistoryFilter, current: int, size: int
     ) -> Page[T]:
         request = spec.request(filters, page_number(current), _page_size(size))
-        return structure(await self._session.request(request), Page[item])  # type: ignore[valid-type]
+        return structure(await self._session.request(request), spec.page_type)
 
     # -- history: streams -------------------------------------------------------------
 
@@ -340,7 +382,7 @@ class MarginClient:
             start_time=start_time,
             end_time=end_time,
         )
-        return self._stream(_borrow.HISTORY, BorrowOrder, filters, page_size, prefetch)
+        return self._stream(_borrow.HISTORY, filters, page_size, prefetch)
 
     def repay_history(
         self,
@@ -364,7 +406,7 @@ class MarginClient:
             start_time=start_time,
             end_time=end_time,
         )
-        return self._stream(_repay.HISTORY, RepayOrder, filters, page_size, prefetch)
+        return self._stream(_repay.HISTORY, filters, page_size, prefetch)
 
     def interest_history(
         self,
@@ -387,13 +429,13 @@ class MarginClient:
             start_time=start_time,
             end_time=end_time,
         )
-        return self._stream(_interest.HISTORY, InterestRecord, filters, page_size, prefetch)
+        return self._stream(_interest.HISTORY, filters, page_size, prefetch)
 
     def _stream(
-        self, spec: HistorySpec, item: type[T], filters: HistoryFilter, size: int, prefetch: int
+        self, spec: HistorySpec[T], filters: HistoryFilter, size: int, prefetch: int
     ) -> Paginator[T]:
         size = _page_size(size)
-        page_type = Page[item]  # type: ignore[valid-type]
+        page_type = spec.page_type
 
         def open_window(start: int | None) -> PageFetcher[T]:
             # Pin the end of the walk so records arriving meanwhile cannot shift pages.

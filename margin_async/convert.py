@@ -82,6 +82,20 @@ def _status(value: object, _: type) -> OrderStatus:
     raise ValueError(f"not a status string: {value!r}")
 
 
+def _items(converter: cattrs.Converter, item: type) -> Callable[[Any, type], Any]:
+    # Strictly a JSON array: a string or an object would otherwise be iterated, and ""
+    # or {} would pass as an empty page.
+    sequence = tuple[item, ...]  # type: ignore[valid-type]
+
+    def hook(value: Any, _: type) -> Any:
+        if not isinstance(value, list):
+            got = "null" if value is None else type(value).__name__
+            raise ValueError(f"items is {got}, not a list")
+        return converter.structure(value, sequence)
+
+    return hook
+
+
 def _equals(expected: object) -> Callable[[Any], bool]:
     def check(candidate: Any) -> bool:
         return bool(candidate == expected)
@@ -106,6 +120,7 @@ def _configure(converter: cattrs.Converter) -> cattrs.Converter:
         page_overrides: dict[str, Any] = {
             f.name: override(rename=wire_name(f.name)) for f in attrs.fields(Page)
         }
+        page_overrides["items"] = override(rename="items", struct_hook=_items(converter, item))
         hook = make_dict_structure_fn(page, converter, **page_overrides)
         # A generic alias is not a class, so it is matched by equality.
         converter.register_structure_hook_func(_equals(page), hook)
@@ -117,10 +132,93 @@ def _configure(converter: cattrs.Converter) -> cattrs.Converter:
 _fast = _configure(cattrs.Converter(detailed_validation=False))
 _detailed = _configure(cattrs.Converter(detailed_validation=True))
 
+# -- the hot path ---------------------------------------------------------------------
+# History pages are most of what the SDK decodes, so each model (and each Page[item])
+# also gets a structure function generated here with the common case written inline: an
+# exact str, int or known status is taken as is, and anything else goes through the
+# same hooks as above. It therefore accepts exactly what ``_fast`` accepts and builds
+# equal objects, without a Python call per field; when it raises (any exception),
+# structure() falls back to ``_detailed`` for the message, as for ``_fast``.
+
+_STATUS_BY_VALUE: dict[str, OrderStatus] = {member.value: member for member in OrderStatus}
+
+_FIELD_CODE = {
+    str: "    {v} = o[{key!r}]\n    if {v}.__class__ is not str:\n        {v} = _str({v}, str)\n",
+    int: "    {v} = o[{key!r}]\n    if {v}.__class__ is not int:\n        {v} = _int({v}, int)\n",
+    Decimal: (
+        "    {v} = o[{key!r}]\n"
+        "    if {v}.__class__ is str:\n"
+        "        {v} = Decimal({v})\n"
+        "        if not {v}.is_finite():\n"
+        "            raise ValueError('not a finite decimal')\n"
+        "    else:\n"
+        "        {v} = _decimal({v}, Decimal)\n"
+    ),
+    OrderStatus: (
+        "    {v} = o[{key!r}]\n"
+        "    {v}_member = _STATUS_BY_VALUE.get({v})\n"
+        "    {v} = _status({v}, OrderStatus) if {v}_member is None else {v}_member\n"
+    ),
+}
+_SYMBOL_CODE = (
+    "    {v} = o['symbol']\n    if {v}.__class__ is not str:\n        {v} = _symbol({v}, str)\n"
+)
+_ITEMS_CODE = (
+    "    {v} = o['items']\n"
+    "    if not isinstance({v}, list):\n"
+    "        raise ValueError('items is not a list')\n"
+    "    {v} = tuple([_item(e, _item_type) for e in {v}])\n"
+)
+
+
+def _compile(cls: type, item: type | None = None) -> Callable[[Any, Any], Any]:
+    """Generate the hot structure function of ``cls`` (of ``Page[item]`` if ``item``)."""
+    name = f"structure_{cls.__name__}" + (f"_{item.__name__}" if item is not None else "")
+    lines = [f"def {name}(o, _):\n"]
+    variables = []
+    for field in attrs.fields(attrs.resolve_types(cls)):
+        var = f"f_{field.name}"
+        if item is not None and field.name == "items":
+            code = _ITEMS_CODE
+        elif field.name == "symbol":
+            code = _SYMBOL_CODE
+        else:
+            code = _FIELD_CODE[field.type]
+        lines.append(code.format(v=var, key=wire_name(field.name)))
+        variables.append(var)
+    lines.append(f"    return _cls({', '.join(variables)})\n")
+    namespace: dict[str, Any] = {
+        "_cls": cls,
+        "_str": _str,
+        "_int": _int,
+        "_decimal": _decimal,
+        "_symbol": _symbol,
+        "_status": _status,
+        "_STATUS_BY_VALUE": _STATUS_BY_VALUE,
+        "Decimal": Decimal,
+        "OrderStatus": OrderStatus,
+        "_item": None if item is None else _HOT[item],
+        "_item_type": item,
+    }
+    exec("".join(lines), namespace)  # generated from the models' own fields only
+    function: Callable[[Any, Any], Any] = namespace[name]
+    return function
+
+
+_HOT: dict[object, Callable[[Any, Any], Any]] = {}
+for _model in _MODELS:
+    _HOT[_model] = _compile(_model)
+for _model in _ITEMS:
+    _HOT[Page[_model]] = _compile(Page, _model)  # type: ignore[valid-type]
+
 
 def structure(data: Any, cls: type[T], *, what: str = "data") -> T:
     """Build ``cls`` from decoded JSON, or raise :class:`ProtocolError` naming the field."""
     try:
+        hot = _HOT.get(cls)
+        if hot is not None:
+            result: T = hot(data, cls)
+            return result
         return _fast.structure(data, cls)
     except Exception as fast_error:
         name = getattr(cls, "__name__", str(cls))

@@ -90,23 +90,24 @@ class RateBudget:
         if weight <= 0:
             return
         self._in_flight -= weight
-        if headers is not None:
-            self.observe(headers)
-        elif self._remaining is not None:
-            # No figures in the reply (a gateway page): assume the weight was spent.
+        learned = headers is not None and self.observe(headers)
+        if not learned and self._remaining is not None:
+            # No figures (a gateway page, or no reply): assume the weight was spent.
             self._remaining = max(0, self._remaining - weight)
         if self._learned is not None:
             self._learned.set()
             self._learned = None
 
-    def observe(self, headers: Mapping[str, str]) -> None:
-        """Learn limit / remaining / reset from reply headers; ignores absent or bad ones."""
+    def observe(self, headers: Mapping[str, str]) -> bool:
+        """Learn limit / remaining / reset from reply headers; ``False`` if absent or bad."""
         try:
             limit = int(headers["gw-ratelimit-limit"])
             remaining = int(headers["gw-ratelimit-remaining"])
             reset_ms = int(headers["gw-ratelimit-reset"])
         except (KeyError, ValueError):
-            return
+            return False
+        if limit < 0 or remaining < 0 or reset_ms < 0:
+            return False
         reset_at = time.monotonic() + reset_ms / 1000
         same_window = self._reset_at is not None and abs(reset_at - self._reset_at) < _SAME_WINDOW
         self._limit = limit
@@ -117,3 +118,4 @@ class RateBudget:
         else:
             self._remaining = remaining
             self._reset_at = reset_at
+        return True

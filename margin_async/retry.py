@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 import random
 
 import attrs
@@ -25,8 +26,18 @@ class Failure(enum.Enum):
 
 
 def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ValidationError(attribute.name, f"must be a number >= 0, got {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ValidationError(attribute.name, f"must be a finite number >= 0, got {value!r}")
+
+
+def _boolean(_: object, attribute: attrs.Attribute[bool], value: bool) -> None:
+    if not isinstance(value, bool):
+        raise ValidationError(attribute.name, f"must be True or False, got {value!r}")
 
 
 def _attempts(_: object, __: attrs.Attribute[int], value: int) -> None:
@@ -52,11 +63,13 @@ class RetryPolicy:
     base_delay: float = attrs.field(default=0.25, validator=_positive)
     #: Upper bound of any backoff wait, seconds.
     max_delay: float = attrs.field(default=8.0, validator=_positive)
-    jitter: bool = True
+    jitter: bool = attrs.field(default=True, validator=_boolean)
 
     def delay(self, resend: int) -> float:
         """Seconds to wait before the ``resend``-th resend (1 for the first)."""
-        bound = min(self.max_delay, self.base_delay * 2 ** (resend - 1))
+        # The exponent is capped: a float 2.0 ** 1024 overflows (OverflowError), and
+        # 2 ** 64 times any positive base is already past any sensible max_delay.
+        bound = min(self.max_delay, self.base_delay * 2.0 ** min(resend - 1, 64))
         return random.uniform(0, bound) if self.jitter else bound
 
     @staticmethod

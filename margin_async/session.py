@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from decimal import Decimal
 from typing import Any
@@ -76,8 +77,33 @@ def _timeout(value: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=value)
 
 
+# Keys and values made only of characters quote() leaves alone need no quoting (the usual
+# case: codes, numbers, camelCase names); the result is the same string either way.
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.~-]*")
+_PLAIN_VALUE = re.compile(r"[A-Za-z0-9_.~,-]*")
+
+
 def _encode_query(query: tuple[tuple[str, str], ...]) -> str:
+    if all(_PLAIN_KEY.fullmatch(k) and _PLAIN_VALUE.fullmatch(v) for k, v in query):
+        return "&".join(f"{k}={v}" for k, v in query)
     return "&".join(f"{quote(k, safe='')}={quote(v, safe=_QUERY_SAFE)}" for k, v in query)
+
+
+# One decoder for every reply (json.loads would build a new one per call for parse_float).
+_DECODER = json.JSONDecoder(parse_float=Decimal)
+
+
+def _loads(body: bytes) -> Any:
+    """``json.loads(body, parse_float=Decimal)``, with the decoder built once."""
+    return _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
+
+
+def _int_header(headers: Any, name: str) -> int | None:
+    """A non-negative integer header, or ``None`` if absent or not plain ASCII digits."""
+    value = headers.get(name) if headers is not None else None
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return None
 
 
 def _snippet(body: bytes) -> str:
@@ -88,8 +114,8 @@ def _snippet(body: bytes) -> str:
 def _decode(status: int, body: bytes, headers: Any) -> _Outcome:
     """Map one HTTP reply to an outcome (never raises)."""
     try:
-        envelope = json.loads(body, parse_float=Decimal)
-    except ValueError:  # includes JSONDecodeError and UnicodeDecodeError
+        envelope = _loads(body)
+    except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, deep nesting
         envelope = None
     code = envelope.get("code") if isinstance(envelope, dict) else None
     if isinstance(code, int) and not isinstance(code, bool):
@@ -112,8 +138,8 @@ def _decode(status: int, body: bytes, headers: Any) -> _Outcome:
     if code == _SUCCESS:
         return _Outcome(error=ProtocolError(f"HTTP {status} with success code: {message}"))
     if status == 429 or code == _RATE_LIMIT_CODE:
-        retry_after = headers.get("gw-ratelimit-reset")
-        seconds = int(retry_after) / 1000 if retry_after and retry_after.isdigit() else None
+        reset_ms = _int_header(headers, "gw-ratelimit-reset")
+        seconds = None if reset_ms is None else reset_ms / 1000
         return _Outcome(
             error=RateLimitError(code, message, status, seconds), failure=Failure.REFUSED
         )
@@ -368,8 +394,7 @@ class Session:
             code = _SUCCESS
         elif isinstance(outcome.error, ApiError):
             code = outcome.error.code
-        remaining_raw = headers.get("gw-ratelimit-remaining") if headers is not None else None
-        remaining = int(remaining_raw) if remaining_raw and remaining_raw.isdigit() else None
+        remaining = _int_header(headers, "gw-ratelimit-remaining")
         error = None if outcome.error is None else str(outcome.error)
         _log.debug(
             "%s %s attempt=%d status=%s code=%s latency_ms=%.1f ratelimit_remaining=%s%s",

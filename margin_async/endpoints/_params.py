@@ -8,14 +8,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import TypeAlias
+from typing import Generic, TypeAlias, TypeVar
 
 import attrs
 
 from margin_async.errors import ValidationError
-from margin_async.models import TimeInForce
+from margin_async.models import Page, TimeInForce
 from margin_async.request import Request, Safety
 
 __all__ = [
@@ -35,14 +35,23 @@ TimeArg: TypeAlias = int | datetime
 #: One currency code, or several (sent comma-separated).
 CurrencyArg: TypeAlias = str | Sequence[str]
 
+T = TypeVar("T")
+
 _CURRENCY = re.compile(r"[A-Z0-9]{1,20}")
 _SYMBOL = re.compile(r"[A-Z0-9]{1,20}-[A-Z0-9]{1,20}")
 _MIN_PAGE_SIZE, _MAX_PAGE_SIZE = 10, 500
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
 
 
 def format_decimal(value: Decimal) -> str:
-    """Plain digits, no exponent, no trailing zeros: ``1E+1`` -> ``10``, ``0.10`` -> ``0.1``."""
-    text = format(value.normalize(), "f")
+    """Plain digits, no exponent, no trailing zeros: ``1E+1`` -> ``10``, ``0.10`` -> ``0.1``.
+
+    Exact for any number of digits (``normalize()`` would round to the context's 28).
+    """
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
     return text
 
 
@@ -60,7 +69,8 @@ def currency(value: object, *, name: str = "currency") -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValidationError(name, f"must be a currency code such as 'USDT', got {value!r}")
     code = value.strip().upper()
-    if not _CURRENCY.fullmatch(code):
+    # ASCII first: "ß".upper() is "SS", which is not the code the caller typed.
+    if not value.isascii() or not _CURRENCY.fullmatch(code):
         raise ValidationError(name, f"{value!r} is not a currency code (letters and digits)")
     return code
 
@@ -114,7 +124,11 @@ def margin_mode(symbol: object, is_isolated: object) -> str | None:
     if not is_isolated:
         # Sent without isIsolated the exchange would act on the cross account instead.
         raise ValidationError("symbol", "is only used with is_isolated=True (isolated margin)")
-    if not isinstance(symbol, str) or not _SYMBOL.fullmatch(symbol.strip().upper()):
+    if (
+        not isinstance(symbol, str)
+        or not symbol.isascii()
+        or not _SYMBOL.fullmatch(symbol.strip().upper())
+    ):
         raise ValidationError("symbol", f"must look like 'BTC-USDT', got {symbol!r}")
     return symbol.strip().upper()
 
@@ -131,7 +145,8 @@ def epoch_ms(value: object, name: str) -> int:
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
             raise ValidationError(name, "must be timezone-aware, e.g. datetime(..., tzinfo=UTC)")
-        return int(value.timestamp() * 1000)
+        # Exact integer arithmetic: value.timestamp() * 1000 is off by one ms for some times.
+        return (value - _EPOCH) // _MILLISECOND
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 0:
             raise ValidationError(name, f"must be epoch milliseconds >= 0, got {value}")
@@ -205,11 +220,19 @@ class HistoryFilter:
 
 
 @attrs.frozen
-class HistorySpec:
-    """One history endpoint: where it lives and what a page costs."""
+class HistorySpec(Generic[T]):
+    """One history endpoint: where it lives, what a page costs, and what it holds."""
 
     path: str
     weight: int
+    #: The model of one record.
+    item: type[T]
+
+    @property
+    def page_type(self) -> type[Page[T]]:
+        """The model of one page of this history."""
+        page: type[Page[T]] = Page[self.item]  # type: ignore[name-defined]
+        return page
 
     def request(self, filters: HistoryFilter, current_page: int, page_size_: int) -> Request:
         """The GET request for one page (arguments already validated)."""

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from margin_async.endpoints import _params as p
-from margin_async.models import TimeInForce
+from margin_async.models import BorrowOrder, TimeInForce
 
 __all__ = ["HISTORY", "borrow_request"]
 
 PATH = "/api/v3/margin/borrow"
-HISTORY = p.HistorySpec(PATH, weight=15)
+HISTORY = p.HistorySpec(PATH, weight=15, item=BorrowOrder)
 
 
 def borrow_request(

@@ -18,14 +18,14 @@ def leverage_request(
     value = p.amount(leverage, name="leverage")
     if value <= 1:
         raise ValidationError("leverage", f"must be greater than 1, got {leverage!r}")
-    exponent = value.normalize().as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -2:
+    text = p.format_decimal(value)
+    if "." in text and len(text.split(".")[1]) > 2:
         raise ValidationError("leverage", f"allows at most two decimals, got {leverage!r}")
     fields: dict[str, object] = {}
     sym = p.margin_mode(symbol, is_isolated)
     if sym is not None:
         fields["symbol"] = sym
         fields["isIsolated"] = True
-    fields["leverage"] = p.format_decimal(value)
+    fields["leverage"] = text
     # Setting the same leverage twice is harmless, so it is retried like a read.
     return Request("POST", PATH, body=p.json_body(fields), weight=8, safety=Safety.RETRYABLE)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from margin_async.endpoints import _params as p
+from margin_async.models import RepayOrder
 
 __all__ = ["HISTORY", "repay_request"]
 
 PATH = "/api/v3/margin/repay"
-HISTORY = p.HistorySpec(PATH, weight=15)
+HISTORY = p.HistorySpec(PATH, weight=15, item=RepayOrder)
 
 
 def repay_request(

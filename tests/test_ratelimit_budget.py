@@ -1,0 +1,192 @@
+"""RateBudget: learning from gw-ratelimit-* headers and waiting for a window reset.
+
+Resets are tens of milliseconds; the tests assert order and state, never durations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from margin_async.ratelimit import RateBudget
+
+
+def h(limit: int | str, remaining: int | str, reset: int | str) -> dict[str, str]:
+    return {
+        "gw-ratelimit-limit": str(limit),
+        "gw-ratelimit-remaining": str(remaining),
+        "gw-ratelimit-reset": str(reset),
+    }
+
+
+async def settle() -> None:
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+async def test_unknown_until_told() -> None:
+    b = RateBudget()
+    assert (b.limit, b.remaining, b.seconds_until_reset()) == (None, None, 0.0)
+
+
+async def test_learns_from_headers() -> None:
+    b = RateBudget()
+    b.observe(h(4000, 3985, 29_000))
+    assert (b.limit, b.remaining) == (4000, 3985)
+    assert 0 < b.seconds_until_reset() <= 29
+
+
+async def test_release_learns_from_reply() -> None:
+    b = RateBudget()
+    await b.acquire(15)
+    b.release(15, h(4000, 3985, 29_000))
+    assert (b.limit, b.remaining) == (4000, 3985)
+
+
+async def test_acquire_within_budget_does_not_wait() -> None:
+    b = RateBudget()
+    b.observe(h(100, 30, 30_000))
+    task = asyncio.create_task(b.acquire(15))
+    await asyncio.sleep(0)
+    assert task.done()
+    # A second one still fits (15 in flight + 15 <= 30); a third does not.
+    second = asyncio.create_task(b.acquire(15))
+    third = asyncio.create_task(b.acquire(15))
+    await settle()
+    assert second.done()
+    assert not third.done()
+    third.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await third
+
+
+async def test_acquire_waits_for_the_reset() -> None:
+    b = RateBudget()
+    b.observe(h(100, 10, 50))
+    order: list[str] = []
+
+    async def heavy() -> None:
+        await b.acquire(15)
+        order.append("acquired")
+
+    task = asyncio.create_task(heavy())
+    await settle()
+    assert not task.done()  # 10 left, 15 needed: waits for the window to reset
+    order.append("waiting")
+    await asyncio.wait_for(task, timeout=5)
+    assert order == ["waiting", "acquired"]
+    assert b.remaining == 100  # the full quota is back after the reset
+    assert b.seconds_until_reset() == 0
+
+
+async def test_exhausted_window_blocks_until_reset_even_for_light_requests() -> None:
+    b = RateBudget()
+    b.observe(h(4000, 0, 60))
+    task = asyncio.create_task(b.acquire(1))
+    await settle()
+    assert not task.done()
+    await asyncio.wait_for(task, timeout=5)
+    assert b.remaining == 4000
+
+
+async def test_out_of_order_replies_keep_the_minimum() -> None:
+    b = RateBudget()
+    b.observe(h(4000, 3000, 20_000))
+    b.observe(h(4000, 3100, 19_990))  # an older reply arriving late
+    assert b.remaining == 3000
+    b.observe(h(4000, 2900, 19_980))
+    assert b.remaining == 2900
+
+
+async def test_new_window_replaces_remaining() -> None:
+    b = RateBudget()
+    b.observe(h(4000, 100, 1_000))
+    b.observe(h(4000, 3990, 29_990))  # the reset is 29 s later: a new window
+    assert b.remaining == 3990
+    assert b.seconds_until_reset() > 20
+    b.observe(h(6000, 5990, 5_000))  # and a new limit (VIP upgrade) is taken
+    assert (b.limit, b.remaining) == (6000, 5990)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"gw-ratelimit-remaining": "10"},
+        {"gw-ratelimit-limit": "4000", "gw-ratelimit-remaining": "10"},
+        h("abc", 10, 1000),
+        h(4000, "", 1000),
+        h(4000, 10, "soon"),
+        h(4000, "1.5", 1000),
+        {"Content-Type": "text/html"},
+    ],
+)
+async def test_missing_or_garbled_headers_ignored(headers: dict[str, str]) -> None:
+    fresh = RateBudget()
+    fresh.observe(headers)
+    assert (fresh.limit, fresh.remaining) == (None, None)
+    known = RateBudget()
+    known.observe(h(4000, 3000, 20_000))
+    known.observe(headers)
+    assert (known.limit, known.remaining) == (4000, 3000)
+
+
+async def test_unknown_quota_lets_one_request_through_at_a_time() -> None:
+    b = RateBudget()
+    await b.acquire(10)
+    second = asyncio.create_task(b.acquire(10))
+    await settle()
+    assert not second.done()  # waits for the first reply to tell the quota
+    b.release(10, h(4000, 3990, 30_000))
+    await asyncio.wait_for(second, timeout=5)
+
+
+async def test_unknown_quota_and_no_figures_still_progresses() -> None:
+    b = RateBudget()
+    await b.acquire(10)
+    second = asyncio.create_task(b.acquire(10))
+    await settle()
+    b.release(10, None)  # the first attempt got no reply at all
+    await asyncio.wait_for(second, timeout=5)
+
+
+async def test_release_without_reply_assumes_spent() -> None:
+    b = RateBudget()
+    b.observe(h(100, 50, 30_000))
+    await b.acquire(20)
+    b.release(20, None)
+    assert b.remaining == 30
+
+
+async def test_gateway_page_without_figures_counts_as_spent() -> None:
+    b = RateBudget()
+    b.observe(h(100, 50, 30_000))
+    await b.acquire(20)
+    b.release(20, {"Content-Type": "text/html"})
+    assert b.remaining == 30
+
+
+async def test_zero_weight_never_waits() -> None:
+    b = RateBudget()
+    b.observe(h(100, 0, 30_000))
+    await asyncio.wait_for(b.acquire(0), timeout=1)
+    b.release(0, None)
+    assert b.remaining == 0
+
+
+async def test_heavier_than_a_window_is_let_through() -> None:
+    b = RateBudget()
+    b.observe(h(10, 10, 0))  # window already over: full quota of 10, no reset known
+    await asyncio.wait_for(b.acquire(50), timeout=1)
+
+
+async def test_cancelled_waiter_leaves_budget_consistent() -> None:
+    b = RateBudget()
+    b.observe(h(100, 10, 30_000))
+    waiter = asyncio.create_task(b.acquire(50))
+    await settle()
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    await asyncio.wait_for(b.acquire(10), timeout=1)  # nothing was charged by the waiter
