@@ -537,3 +537,10 @@ def test_client_needs_credentials() -> None:
     with pytest.raises(ValidationError) as info:
         MarginClient(("key", SECRET, PASSPHRASE))  # type: ignore[arg-type]
     assert info.value.argument == "credentials"
+
+
+@pytest.mark.parametrize("size", ["1E+999999999", "1E-999999999", 10**101])
+def test_absurd_magnitudes_are_refused_before_formatting(size: object) -> None:
+    # Formatting 1E+999999999 as plain digits would build a billion-character body.
+    with pytest.raises(ValidationError, match="size"):
+        borrow_request("USDT", size, "IOC")  # type: ignore[arg-type]

@@ -40,6 +40,7 @@ T = TypeVar("T")
 _CURRENCY = re.compile(r"[A-Z0-9]{1,20}")
 _SYMBOL = re.compile(r"[A-Z0-9]{1,20}-[A-Z0-9]{1,20}")
 _MIN_PAGE_SIZE, _MAX_PAGE_SIZE = 10, 500
+_MAX_INTEGER_DIGITS, _MAX_DECIMALS = 100, 100
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND = timedelta(milliseconds=1)
 
@@ -101,6 +102,15 @@ def amount(value: object, *, name: str = "size") -> Decimal:
         raise ValidationError(name, f"{value!r} is not a number") from None
     if not result.is_finite() or result <= 0:
         raise ValidationError(name, f"must be a positive amount, got {value!r}")
+    # Bounds far beyond any real amount, checked before formatting: 1E+999999999 would
+    # otherwise be written out as a billion digits.
+    _, digits, exponent = result.as_tuple()
+    assert isinstance(exponent, int)  # finite
+    trailing_zeros = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    if result.adjusted() >= _MAX_INTEGER_DIGITS:
+        raise ValidationError(name, f"{value!r} is too large to be an amount")
+    if exponent + trailing_zeros < -_MAX_DECIMALS:
+        raise ValidationError(name, f"{value!r} has more than {_MAX_DECIMALS} decimal places")
     return result
 
 
