@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
-import hmac
 import json
 import logging
 import re
@@ -16,6 +13,7 @@ from typing import Any
 import aiohttp
 from aiohttp.client_reqrep import ConnectionKey
 from aioresponses import aioresponses
+from kucoin_wire import b64hmac
 
 from margin_async import Credentials, MarginClient, RetryPolicy
 
@@ -26,6 +24,37 @@ PASSPHRASE = "my-passphrase"
 #: base64(HMAC_SHA256(SECRET, PASSPHRASE)), from DESIGN.md.
 SIGNED_PASSPHRASE = "sVNmif2caUE5SCRJCgYlwsc6lQaT8d/P6TZ8yPqSYoU="
 SUCCESS = "200000"
+
+#: The golden signing vectors of DESIGN.md, signed with SECRET at GOLDEN_TIMESTAMP:
+#: (method, path with unencoded query, body, expected KC-API-SIGN).
+GOLDEN_TIMESTAMP = 1729657580449
+GOLDEN_VECTORS = [
+    (
+        "GET",
+        "/api/v3/margin/borrow?currency=USDT&currentPage=1&pageSize=50",
+        b"",
+        "odfZJGKHWkdQlR2vYkW0BXsDSzPiYj3d4APwoZvGmgI=",
+    ),
+    (
+        "GET",
+        "/api/v3/margin/interest?currency=BTC,ETH&currentPage=2&pageSize=500",
+        b"",
+        "lFQunhwBHGOIoQbNu05sjvFk8/Aq0FtLwLHPQFMubkg=",
+    ),
+    (
+        "POST",
+        "/api/v3/margin/borrow",
+        b'{"currency":"USDT","size":10,"timeInForce":"FOK"}',
+        "euKk7TzhRTonobrt/WeUugi9e/H659/QyO96vtC1Pjg=",
+    ),
+    (
+        "POST",
+        "/api/v3/position/update-user-leverage",
+        b'{"leverage":"3.5"}',
+        "9WSWrI0M+L2M4DzeruVLjvQWsZu+UFsP8eazgAR6ixs=",
+    ),
+]
+GOLDEN_IDS = ["borrow-history", "interest-comma", "borrow-post", "leverage-post"]
 
 BORROW_PATH = "/api/v3/margin/borrow"
 REPAY_PATH = "/api/v3/margin/repay"
@@ -44,11 +73,6 @@ def creds(key_version: int = 3) -> Credentials:
 
 def client(retry: RetryPolicy | None = FAST, **kwargs: Any) -> MarginClient:
     return MarginClient(creds(), retry=retry, **kwargs)
-
-
-def hmac_b64(secret: str, message: bytes) -> str:
-    """The test's own HMAC (independent of margin_async.auth)."""
-    return base64.b64encode(hmac.new(secret.encode(), message, hashlib.sha256).digest()).decode()
 
 
 def url_re(path: str) -> re.Pattern[str]:
@@ -147,7 +171,7 @@ def assert_signed(call: Any, method: str, path_with_query: str, body: bytes = b"
     timestamp = headers["KC-API-TIMESTAMP"]
     assert timestamp.isdigit()
     prehash = (timestamp + method + path_with_query).encode() + body
-    assert headers["KC-API-SIGN"] == hmac_b64(SECRET, prehash), path_with_query
+    assert headers["KC-API-SIGN"] == b64hmac(SECRET, prehash), path_with_query
     assert headers["KC-API-KEY"] == KEY
     assert headers["KC-API-PASSPHRASE"] == SIGNED_PASSPHRASE
 

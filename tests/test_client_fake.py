@@ -20,17 +20,6 @@ from margin_async.testing import FakeKuCoin
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeKuCoin]:
-    async with FakeKuCoin() as server:
-        yield server
-
-
-@pytest.fixture
-async def creds(fake: FakeKuCoin) -> Credentials:
-    return fake.add_account()
-
-
-@pytest.fixture
 async def client(fake: FakeKuCoin, creds: Credentials) -> AsyncIterator[MarginClient]:
     async with MarginClient(creds, base_url=fake.url) as c:
         yield c

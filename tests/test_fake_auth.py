@@ -1,126 +1,22 @@
-"""FakeKuCoin's authentication, driven over loopback by a signer written here (not the SDK's)."""
+"""FakeKuCoin's authentication over loopback, signed by tests/kucoin_wire.py (not the SDK)."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import json
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
 import pytest
 import yarl
+from helpers import GOLDEN_TIMESTAMP, GOLDEN_VECTORS, PASSPHRASE, SECRET, SIGNED_PASSPHRASE
+from kucoin_wire import b64hmac, call, kc_headers, send
 
 from margin_async.auth import Credentials
 from margin_async.testing import FakeKuCoin
 from margin_async.testing.auth import hmac_b64, prehash
-
-GOLDEN_SECRET = "f03a5284-5c39-4aaa-9b20-dea10bdcf8e3"
-GOLDEN_TS = 1729657580449
-GOLDEN_PASSPHRASE_HEADER = "sVNmif2caUE5SCRJCgYlwsc6lQaT8d/P6TZ8yPqSYoU="
-GOLDEN = [
-    (
-        "GET",
-        "/api/v3/margin/borrow?currency=USDT&currentPage=1&pageSize=50",
-        b"",
-        "odfZJGKHWkdQlR2vYkW0BXsDSzPiYj3d4APwoZvGmgI=",
-    ),
-    (
-        "GET",
-        "/api/v3/margin/interest?currency=BTC,ETH&currentPage=2&pageSize=500",
-        b"",
-        "lFQunhwBHGOIoQbNu05sjvFk8/Aq0FtLwLHPQFMubkg=",
-    ),
-    (
-        "POST",
-        "/api/v3/margin/borrow",
-        b'{"currency":"USDT","size":10,"timeInForce":"FOK"}',
-        "euKk7TzhRTonobrt/WeUugi9e/H659/QyO96vtC1Pjg=",
-    ),
-    (
-        "POST",
-        "/api/v3/position/update-user-leverage",
-        b'{"leverage":"3.5"}',
-        "9WSWrI0M+L2M4DzeruVLjvQWsZu+UFsP8eazgAR6ixs=",
-    ),
-]
-
-
-# -- a minimal KuCoin signer, independent of margin_async.auth --------------------------
-
-
-def b64hmac(secret: str, message: bytes) -> str:
-    return base64.b64encode(hmac.new(secret.encode(), message, hashlib.sha256).digest()).decode()
-
-
-def kc_headers(
-    creds: Credentials,
-    method: str,
-    target: str,
-    body: bytes = b"",
-    *,
-    timestamp: int | None = None,
-    secret: str | None = None,
-) -> dict[str, str]:
-    ts = str(int(time.time() * 1000) if timestamp is None else timestamp)
-    key = creds.api_secret if secret is None else secret
-    return {
-        "KC-API-KEY": creds.api_key,
-        "KC-API-SIGN": b64hmac(key, (ts + method + target).encode() + body),
-        "KC-API-TIMESTAMP": ts,
-        "KC-API-PASSPHRASE": b64hmac(creds.api_secret, creds.api_passphrase.encode()),
-        "KC-API-KEY-VERSION": str(creds.key_version),
-    }
-
-
-async def send(
-    http: aiohttp.ClientSession,
-    fake: FakeKuCoin,
-    method: str,
-    target: str,
-    body: bytes = b"",
-    headers: Mapping[str, str] | None = None,
-) -> tuple[int, Mapping[str, str], Any]:
-    """Send exactly ``target`` (no re-encoding) and ``body``; decode JSON replies."""
-    url = yarl.URL(fake.url + target, encoded=True)
-    all_headers = {"Content-Type": "application/json", **(headers or {})}
-    async with http.request(method, url, data=body or None, headers=all_headers) as resp:
-        raw = await resp.read()
-        payload = json.loads(raw) if resp.content_type == "application/json" else raw.decode()
-        return resp.status, resp.headers, payload
-
-
-async def call(
-    http: aiohttp.ClientSession,
-    fake: FakeKuCoin,
-    creds: Credentials,
-    method: str,
-    target: str,
-    body: bytes = b"",
-) -> tuple[int, Mapping[str, str], Any]:
-    return await send(http, fake, method, target, body, kc_headers(creds, method, target, body))
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeKuCoin]:
-    async with FakeKuCoin() as server:
-        yield server
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-@pytest.fixture
-def creds(fake: FakeKuCoin) -> Credentials:
-    return fake.add_account()
-
 
 HISTORY = "/api/v3/margin/borrow?currency=USDT"
 
@@ -129,18 +25,18 @@ HISTORY = "/api/v3/margin/borrow?currency=USDT"
 
 
 def test_golden_vectors_with_test_signer_and_fake_signer() -> None:
-    assert b64hmac(GOLDEN_SECRET, b"my-passphrase") == GOLDEN_PASSPHRASE_HEADER
-    assert hmac_b64(GOLDEN_SECRET, b"my-passphrase") == GOLDEN_PASSPHRASE_HEADER
-    for method, target, body, expected in GOLDEN:
-        message = (str(GOLDEN_TS) + method + target).encode() + body
-        assert b64hmac(GOLDEN_SECRET, message) == expected
+    assert b64hmac(SECRET, PASSPHRASE.encode()) == SIGNED_PASSPHRASE
+    assert hmac_b64(SECRET, PASSPHRASE.encode()) == SIGNED_PASSPHRASE
+    for method, target, body, expected in GOLDEN_VECTORS:
+        message = (str(GOLDEN_TIMESTAMP) + method + target).encode() + body
+        assert b64hmac(SECRET, message) == expected
         path, _, query = target.partition("?")
-        assert hmac_b64(GOLDEN_SECRET, prehash(str(GOLDEN_TS), method, path, query, body)) == (
+        assert hmac_b64(SECRET, prehash(str(GOLDEN_TIMESTAMP), method, path, query, body)) == (
             expected
         )
 
 
-@pytest.mark.parametrize(("method", "target", "body", "signature"), GOLDEN)
+@pytest.mark.parametrize(("method", "target", "body", "signature"), GOLDEN_VECTORS)
 async def test_golden_requests_accepted_over_the_wire(
     fake: FakeKuCoin,
     http: aiohttp.ClientSession,
@@ -150,14 +46,14 @@ async def test_golden_requests_accepted_over_the_wire(
     signature: str,
 ) -> None:
     creds = fake.add_account(
-        credentials=Credentials("golden-key", GOLDEN_SECRET, "my-passphrase", key_version=3)
+        credentials=Credentials("golden-key", SECRET, PASSPHRASE, key_version=3)
     )
-    fake.set_clock_skew(GOLDEN_TS - time.time_ns() // 1_000_000)
+    fake.set_clock_skew(GOLDEN_TIMESTAMP - time.time_ns() // 1_000_000)
     headers = {
         "KC-API-KEY": creds.api_key,
         "KC-API-SIGN": signature,
-        "KC-API-TIMESTAMP": str(GOLDEN_TS),
-        "KC-API-PASSPHRASE": GOLDEN_PASSPHRASE_HEADER,
+        "KC-API-TIMESTAMP": str(GOLDEN_TIMESTAMP),
+        "KC-API-PASSPHRASE": SIGNED_PASSPHRASE,
         "KC-API-KEY-VERSION": "3",
     }
     status, _, payload = await send(http, fake, method, target, body, headers)

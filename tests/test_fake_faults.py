@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
-import hmac
-import json
-import time
-from collections.abc import AsyncIterator, Mapping
 from decimal import Decimal
-from typing import Any
 
 import aiohttp
 import pytest
 import yarl
+from kucoin_wire import call, kc_headers
 
 from margin_async.auth import Credentials
 from margin_async.testing import FakeKuCoin
@@ -25,61 +19,6 @@ HISTORY = "/api/v3/margin/borrow?currency=USDT"
 BORROW_BODY = {"currency": "USDT", "size": 5, "timeInForce": "FOK"}
 POST_BORROW = "POST /api/v3/margin/borrow"
 DISCONNECTED = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
-
-# -- a minimal KuCoin signer and sender, independent of margin_async.auth ---------------
-
-
-def b64hmac(secret: str, message: bytes) -> str:
-    return base64.b64encode(hmac.new(secret.encode(), message, hashlib.sha256).digest()).decode()
-
-
-def kc_headers(creds: Credentials, method: str, target: str, body: bytes = b"") -> dict[str, str]:
-    ts = str(time.time_ns() // 1_000_000)
-    return {
-        "KC-API-KEY": creds.api_key,
-        "KC-API-SIGN": b64hmac(creds.api_secret, (ts + method + target).encode() + body),
-        "KC-API-TIMESTAMP": ts,
-        "KC-API-PASSPHRASE": b64hmac(creds.api_secret, creds.api_passphrase.encode()),
-        "KC-API-KEY-VERSION": str(creds.key_version),
-        "Content-Type": "application/json",
-    }
-
-
-async def call(
-    http: aiohttp.ClientSession,
-    fake: FakeKuCoin,
-    creds: Credentials,
-    method: str,
-    target: str,
-    body: bytes | dict[str, Any] = b"",
-) -> tuple[int, Mapping[str, str], Any]:
-    """Sign and send ``target`` exactly as given; a dict body is sent as compact JSON."""
-    if isinstance(body, dict):
-        body = json.dumps(body, separators=(",", ":")).encode()
-    headers = kc_headers(creds, method, target, body)
-    url = yarl.URL(fake.url + target, encoded=True)
-    async with http.request(method, url, data=body or None, headers=headers) as resp:
-        raw = await resp.read()
-        if resp.content_type == "application/json":
-            return resp.status, resp.headers, json.loads(raw, parse_float=Decimal)
-        return resp.status, resp.headers, raw.decode()
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeKuCoin]:
-    async with FakeKuCoin() as server:
-        yield server
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-@pytest.fixture
-def creds(fake: FakeKuCoin) -> Credentials:
-    return fake.add_account()
 
 
 async def history_total(http: aiohttp.ClientSession, fake: FakeKuCoin, creds: Credentials) -> int:

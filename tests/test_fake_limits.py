@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import json
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
 import aiohttp
 import pytest
-import yarl
+from kucoin_wire import b64hmac, call, kc_headers, send
 
 from margin_async.auth import Credentials
 from margin_async.testing import FakeKuCoin
@@ -22,61 +19,6 @@ from margin_async.testing import FakeKuCoin
 BORROW = "/api/v3/margin/borrow"
 HISTORY = "/api/v3/margin/borrow?currency=USDT"
 BORROW_BODY = {"currency": "USDT", "size": 1, "timeInForce": "IOC"}
-
-# -- a minimal KuCoin signer and sender, independent of margin_async.auth ---------------
-
-
-def b64hmac(secret: str, message: bytes) -> str:
-    return base64.b64encode(hmac.new(secret.encode(), message, hashlib.sha256).digest()).decode()
-
-
-def kc_headers(creds: Credentials, method: str, target: str, body: bytes = b"") -> dict[str, str]:
-    ts = str(time.time_ns() // 1_000_000)
-    return {
-        "KC-API-KEY": creds.api_key,
-        "KC-API-SIGN": b64hmac(creds.api_secret, (ts + method + target).encode() + body),
-        "KC-API-TIMESTAMP": ts,
-        "KC-API-PASSPHRASE": b64hmac(creds.api_secret, creds.api_passphrase.encode()),
-        "KC-API-KEY-VERSION": str(creds.key_version),
-        "Content-Type": "application/json",
-    }
-
-
-async def call(
-    http: aiohttp.ClientSession,
-    fake: FakeKuCoin,
-    creds: Credentials,
-    method: str,
-    target: str,
-    body: bytes | dict[str, Any] = b"",
-) -> tuple[int, Mapping[str, str], Any]:
-    """Sign and send ``target`` exactly as given; a dict body is sent as compact JSON."""
-    if isinstance(body, dict):
-        body = json.dumps(body, separators=(",", ":")).encode()
-    headers = kc_headers(creds, method, target, body)
-    url = yarl.URL(fake.url + target, encoded=True)
-    async with http.request(method, url, data=body or None, headers=headers) as resp:
-        raw = await resp.read()
-        if resp.content_type == "application/json":
-            return resp.status, resp.headers, json.loads(raw, parse_float=Decimal)
-        return resp.status, resp.headers, raw.decode()
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeKuCoin]:
-    async with FakeKuCoin() as server:
-        yield server
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-@pytest.fixture
-def creds(fake: FakeKuCoin) -> Credentials:
-    return fake.add_account()
 
 
 def limits(headers: Mapping[str, str]) -> tuple[int, int, int]:
@@ -179,8 +121,8 @@ async def test_clock_skew(
     ts = str(int(headers["KC-API-TIMESTAMP"]) + offset)
     headers["KC-API-TIMESTAMP"] = ts
     headers["KC-API-SIGN"] = b64hmac(creds.api_secret, (ts + "POST" + BORROW).encode() + body)
-    async with http.post(fake.url + BORROW, data=body, headers=headers) as resp:
-        assert resp.status == 200
+    status, _, _ = await send(http, fake, "POST", BORROW, body, headers)
+    assert status == 200
     [entry] = fake.ledger(creds.api_key)
     assert entry.created_time - time.time_ns() // 1_000_000 > 55_000
 

@@ -13,12 +13,6 @@ from margin_async.follow import FollowCursor, record_key
 from margin_async.testing import FakeKuCoin
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeKuCoin]:
-    async with FakeKuCoin() as server:
-        yield server
-
-
 async def _take(stream: AsyncIterator[InterestRecord], n: int) -> list[InterestRecord]:
     out: list[InterestRecord] = []
     async for record in stream:

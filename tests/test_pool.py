@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
@@ -20,15 +19,21 @@ from margin_async.testing import FakeKuCoin
 ONCE = RetryPolicy(attempts=1)
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeKuCoin]:
-    async with FakeKuCoin() as server:
-        yield server
-
-
 def _bad(creds: Credentials) -> Credentials:
     """The same key with a wrong secret: refused with 400004/400005."""
     return Credentials(creds.api_key, "not-the-secret", creds.api_passphrase)
+
+
+def _seeded(
+    fake: FakeKuCoin, prefix: str, n: int, *, borrows: int = 0, interest: int = 0
+) -> dict[str, Credentials]:
+    """``n`` new accounts labelled ``prefix0``, ``prefix1``..., each with the same USDT history."""
+    accounts: dict[str, Credentials] = {}
+    for i in range(n):
+        creds = fake.add_account()
+        fake.seed_history(creds.api_key, "USDT", borrows=borrows, interest=interest)
+        accounts[f"{prefix}{i}"] = creds
+    return accounts
 
 
 def _pool_tasks() -> list[asyncio.Task[object]]:
@@ -72,11 +77,7 @@ async def test_hundred_accounts_stream_concurrently_over_capped_connections(
 
 
 async def test_max_in_flight_bounds_requests_and_connections(fake: FakeKuCoin) -> None:
-    accounts = {}
-    for i in range(12):
-        creds = fake.add_account()
-        fake.seed_history(creds.api_key, "USDT", borrows=1200)
-        accounts[f"a{i}"] = creds
+    accounts = _seeded(fake, "a", 12, borrows=1200)
     fake.set_latency(0.002)
     async with AccountPool(
         accounts, base_url=fake.url, max_connections=32, max_in_flight=3
@@ -111,11 +112,7 @@ async def test_failing_account_is_yielded_and_others_complete(fake: FakeKuCoin) 
 
 
 async def test_errors_raise_stops_with_pool_error_and_leaks_no_task(fake: FakeKuCoin) -> None:
-    accounts = {}
-    for i in range(4):
-        creds = fake.add_account()
-        fake.seed_history(creds.api_key, "USDT", interest=2000)
-        accounts[f"ok{i}"] = creds
+    accounts = _seeded(fake, "ok", 4, interest=2000)
     accounts["broken"] = _bad(fake.add_account())
     async with AccountPool(accounts, base_url=fake.url, retry=ONCE) as pool:
         with pytest.raises(PoolError) as caught:
@@ -129,11 +126,7 @@ async def test_errors_raise_stops_with_pool_error_and_leaks_no_task(fake: FakeKu
 
 
 async def test_consumer_leaving_early_cancels_producers(fake: FakeKuCoin) -> None:
-    accounts = {}
-    for i in range(10):
-        creds = fake.add_account()
-        fake.seed_history(creds.api_key, "USDT", borrows=3000)
-        accounts[f"a{i}"] = creds
+    accounts = _seeded(fake, "a", 10, borrows=3000)
     async with AccountPool(accounts, base_url=fake.url) as pool:
         seen = 0
         async with contextlib.aclosing(pool.borrow_history("USDT")) as stream:

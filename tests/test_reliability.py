@@ -6,7 +6,6 @@ drops or repeats a record.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
@@ -23,17 +22,6 @@ from margin_async.testing import FakeKuCoin
 BORROW = "POST /api/v3/margin/borrow"
 REPAY = "POST /api/v3/margin/repay"
 FAST_RETRY = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeKuCoin]:
-    async with FakeKuCoin() as server:
-        yield server
-
-
-@pytest.fixture
-async def creds(fake: FakeKuCoin) -> Credentials:
-    return fake.add_account()
 
 
 async def _money(client: MarginClient, op: str) -> object:
