@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from types import TracebackType
@@ -88,7 +89,10 @@ class MarginClient:
     optional shared :class:`aiohttp.ClientSession` (left open on close); ``timeout``
     is seconds per attempt or an :class:`aiohttp.ClientTimeout`; ``retry`` says how
     failures are resent (borrow and repay are never resent blindly). ``on_response``
-    is called after every attempt with a :class:`~margin_async.ResponseEvent`.
+    is called after every attempt with a :class:`~margin_async.ResponseEvent`;
+    ``label`` names the client in those events. ``limiter`` is an
+    :class:`asyncio.Semaphore` held while each request is in flight: share one among
+    many clients to cap their requests in flight together (``AccountPool`` does).
     """
 
     def __init__(
@@ -101,6 +105,7 @@ class MarginClient:
         timeout: float | aiohttp.ClientTimeout = 10.0,
         on_response: ResponseHook | None = None,
         label: str | None = None,
+        limiter: asyncio.Semaphore | None = None,
     ) -> None:
         self._session = Session(
             credentials,
@@ -111,6 +116,7 @@ class MarginClient:
             timeout=timeout,
             on_response=on_response,
             label=label,
+            limiter=limiter,
         )
         self._credentials = credentials
         self._base_url = base_url

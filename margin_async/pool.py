@@ -9,10 +9,9 @@ connections. History of all accounts can be read as one merged stream.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping
 from types import TracebackType
-from typing import Any, Generic, Literal, TypeVar, overload
+from typing import Generic, Literal, TypeVar, overload
 
 import aiohttp
 import attrs
@@ -20,11 +19,11 @@ import attrs
 from margin_async._version import __version__
 from margin_async.auth import Credentials
 from margin_async.client import MarginClient
-from margin_async.endpoints._params import CurrencyArg, HistoryFilter, TimeArg
+from margin_async.endpoints._params import CurrencyArg, TimeArg
 from margin_async.errors import ClientClosedError, PoolError, ValidationError
 from margin_async.events import ResponseHook
-from margin_async.models import BorrowOrder, InterestRecord, Page, RepayOrder
-from margin_async.pagination import PageFetcher, Paginator
+from margin_async.models import BorrowOrder, InterestRecord, RepayOrder
+from margin_async.pagination import Paginator
 from margin_async.retry import RetryPolicy
 from margin_async.session import DEFAULT_BASE_URL
 
@@ -170,6 +169,7 @@ class AccountPool:
                 timeout=self._timeout,
                 on_response=self._on_response,
                 label=label,
+                limiter=self._gate,
             )
 
     async def close(self) -> None:
@@ -284,39 +284,23 @@ class AccountPool:
         end_time: TimeArg | None = None,
         errors: ErrorMode = "raise",
         concurrency: int = DEFAULT_CONCURRENCY,
-    ) -> (
-        AsyncGenerator[AccountRecord[BorrowOrder], None]
-        | AsyncGenerator[AccountRecord[BorrowOrder] | AccountError, None]
-    ):
+    ) -> AsyncGenerator[AccountRecord[BorrowOrder] | AccountError, None]:
         """Every account's borrow orders as one stream of :class:`AccountRecord`.
 
         See :meth:`interest_history` for ordering, concurrency and ``errors``.
         """
-
-        # Checked once here, so a bad filter raises ValidationError at the call
-        # instead of failing every account's walk.
-        HistoryFilter.build(
-            currency,
-            currency_required=True,
-            is_isolated=is_isolated,
-            symbol=symbol,
-            order_no=None,
-            start_time=start_time,
-            end_time=end_time,
-        )
-
-        def page(client: MarginClient, end: TimeArg, n: int) -> Awaitable[Page[BorrowOrder]]:
-            return client.get_borrow_history(
+        return self._merged(
+            lambda client: client.borrow_history(
                 currency,
                 is_isolated=is_isolated,
                 symbol=symbol,
                 start_time=start_time,
-                end_time=end,
-                current_page=n,
-                page_size=_PAGE_SIZE,
-            )
-
-        return self._merged(page, end_time, errors, concurrency)
+                end_time=end_time,
+                prefetch=_POOL_PREFETCH,
+            ),
+            errors,
+            concurrency,
+        )
 
     @overload
     def repay_history(
@@ -354,39 +338,23 @@ class AccountPool:
         end_time: TimeArg | None = None,
         errors: ErrorMode = "raise",
         concurrency: int = DEFAULT_CONCURRENCY,
-    ) -> (
-        AsyncGenerator[AccountRecord[RepayOrder], None]
-        | AsyncGenerator[AccountRecord[RepayOrder] | AccountError, None]
-    ):
+    ) -> AsyncGenerator[AccountRecord[RepayOrder] | AccountError, None]:
         """Every account's repay orders as one stream of :class:`AccountRecord`.
 
         See :meth:`interest_history` for ordering, concurrency and ``errors``.
         """
-
-        # Checked once here, so a bad filter raises ValidationError at the call
-        # instead of failing every account's walk.
-        HistoryFilter.build(
-            currency,
-            currency_required=True,
-            is_isolated=is_isolated,
-            symbol=symbol,
-            order_no=None,
-            start_time=start_time,
-            end_time=end_time,
-        )
-
-        def page(client: MarginClient, end: TimeArg, n: int) -> Awaitable[Page[RepayOrder]]:
-            return client.get_repay_history(
+        return self._merged(
+            lambda client: client.repay_history(
                 currency,
                 is_isolated=is_isolated,
                 symbol=symbol,
                 start_time=start_time,
-                end_time=end,
-                current_page=n,
-                page_size=_PAGE_SIZE,
-            )
-
-        return self._merged(page, end_time, errors, concurrency)
+                end_time=end_time,
+                prefetch=_POOL_PREFETCH,
+            ),
+            errors,
+            concurrency,
+        )
 
     @overload
     def interest_history(
@@ -424,98 +392,59 @@ class AccountPool:
         end_time: TimeArg | None = None,
         errors: ErrorMode = "raise",
         concurrency: int = DEFAULT_CONCURRENCY,
-    ) -> (
-        AsyncGenerator[AccountRecord[InterestRecord], None]
-        | AsyncGenerator[AccountRecord[InterestRecord] | AccountError, None]
-    ):
+    ) -> AsyncGenerator[AccountRecord[InterestRecord] | AccountError, None]:
         """Every account's interest records as one stream of :class:`AccountRecord`.
 
-        Up to ``concurrency`` accounts are walked at once, their pages fetched under the
-        pool's ``max_in_flight`` cap; records of one account come newest first, and the
-        accounts interleave as their pages arrive. Memory stays bounded: a walk waits
-        while the consumer is behind. Each account's walk pins its end time when it
-        starts, like :meth:`MarginClient.interest_history`.
+        Up to ``concurrency`` accounts are walked at once, their requests in flight
+        capped by the pool's ``max_in_flight``; records of one account come newest
+        first, and the accounts interleave as their pages arrive. Memory stays bounded:
+        a walk waits while the consumer is behind. Each account's walk pins its end time
+        when it starts, like :meth:`MarginClient.interest_history`.
 
         ``errors="raise"`` (default): the first failing account stops the stream; the
         other walks are cancelled and :class:`PoolError` is raised (``.errors`` names
-        every account that had failed by then). ``errors="yield"``: a failing account
-        yields one :class:`AccountError` and the others carry on to the end.
+        every account that had failed by then); only :class:`AccountRecord` items are
+        yielded. ``errors="yield"``: a failing account yields one :class:`AccountError`
+        and the others carry on to the end.
 
         Leaving the loop early cancels the walks; to do so deterministically, wrap the
         stream in :func:`contextlib.aclosing`.
         """
-
-        # Checked once here, so a bad filter raises ValidationError at the call
-        # instead of failing every account's walk.
-        HistoryFilter.build(
-            currency,
-            currency_required=False,
-            is_isolated=is_isolated,
-            symbol=symbol,
-            order_no=None,
-            start_time=start_time,
-            end_time=end_time,
-        )
-
-        def page(client: MarginClient, end: TimeArg, n: int) -> Awaitable[Page[InterestRecord]]:
-            return client.get_interest_history(
+        return self._merged(
+            lambda client: client.interest_history(
                 currency,
                 is_isolated=is_isolated,
                 symbol=symbol,
                 start_time=start_time,
-                end_time=end,
-                current_page=n,
-                page_size=_PAGE_SIZE,
-            )
-
-        return self._merged(page, end_time, errors, concurrency)
-
-    def _paginator(
-        self,
-        client: MarginClient,
-        page: Callable[[MarginClient, TimeArg, int], Awaitable[Page[T]]],
-        end_time: TimeArg | None,
-    ) -> Paginator[T]:
-        """A walk of one account whose every page request holds a slot of the pool's gate."""
-
-        def open_walk() -> PageFetcher[T]:
-            # Pinned on the exchange's clock as the client estimates it, as the client's
-            # own streams do, so records arriving meanwhile cannot shift the pages.
-            end = end_time
-            if end is None:
-                end = time.time_ns() // 1_000_000 + client.clock_offset_ms
-
-            async def fetch(n: int) -> Page[T]:
-                async with self._gate:
-                    return await page(client, end, n)
-
-            return fetch
-
-        return Paginator(open_walk, prefetch=_POOL_PREFETCH)
+                end_time=end_time,
+                prefetch=_POOL_PREFETCH,
+            ),
+            errors,
+            concurrency,
+        )
 
     def _merged(
         self,
-        page: Callable[[MarginClient, TimeArg, int], Awaitable[Page[T]]],
-        end_time: TimeArg | None,
-        errors: ErrorMode,
-        concurrency: int,
-    ) -> AsyncGenerator[Any, None]:
-        # Arguments are checked now, when the stream is created, not at the first item.
-        if errors not in ("raise", "yield"):
-            raise ValidationError("errors", f"must be 'raise' or 'yield', got {errors!r}")
-        _positive_int("concurrency", concurrency)
-        return self._merge(page, end_time, errors, concurrency)
-
-    async def _merge(
-        self,
-        page: Callable[[MarginClient, TimeArg, int], Awaitable[Page[T]]],
-        end_time: TimeArg | None,
+        walk: Callable[[MarginClient], Paginator[T]],
         errors: ErrorMode,
         concurrency: int,
     ) -> AsyncGenerator[AccountRecord[T] | AccountError, None]:
+        # Arguments are checked now, when the stream is created, not at the first item:
+        # building each account's paginator validates the filters.
+        if errors not in ("raise", "yield"):
+            raise ValidationError("errors", f"must be 'raise' or 'yield', got {errors!r}")
+        _positive_int("concurrency", concurrency)
         if self._closed:
             raise ClientClosedError("this pool is closed; create a new AccountPool")
-        clients = [(label, self[label]) for label in self.labels]
+        walks = [(label, walk(self[label])) for label in self.labels]
+        return self._merge(walks, errors, concurrency)
+
+    async def _merge(
+        self,
+        walks: list[tuple[str, Paginator[T]]],
+        errors: ErrorMode,
+        concurrency: int,
+    ) -> AsyncGenerator[AccountRecord[T] | AccountError, None]:
         # The queue holds whole pages: one slot per account walked at once is enough to
         # keep every walk busy while the consumer works, and bounds memory.
         queue: asyncio.Queue[tuple[str, tuple[T, ...] | Exception | _Done]] = asyncio.Queue(
@@ -523,10 +452,10 @@ class AccountPool:
         )
         slots = asyncio.Semaphore(concurrency)
 
-        async def produce(label: str, client: MarginClient) -> None:
+        async def produce(label: str, walk: Paginator[T]) -> None:
             async with slots:
                 try:
-                    async for item_page in self._paginator(client, page, end_time).pages():
+                    async for item_page in walk.pages():
                         if item_page.items:
                             await queue.put((label, item_page.items))
                 except Exception as exc:
@@ -535,8 +464,8 @@ class AccountPool:
             await queue.put((label, _DONE))
 
         tasks = [
-            asyncio.create_task(produce(label, client), name=f"margin-async pool: {label}")
-            for label, client in clients
+            asyncio.create_task(produce(label, walk), name=f"margin-async pool: {label}")
+            for label, walk in walks
         ]
         self._tasks.update(tasks)
         remaining = len(tasks)

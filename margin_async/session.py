@@ -14,6 +14,7 @@ import json
 import logging
 import re
 import time
+from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
@@ -98,6 +99,19 @@ def _loads(body: bytes) -> Any:
     return _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
 
 
+class _Unlimited:
+    """A limiter that never waits (no shared cap on requests in flight)."""
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
+
+
+_UNLIMITED = _Unlimited()
+
+
 def _int_header(headers: Any, name: str) -> int | None:
     """A non-negative integer header, or ``None`` if absent or not plain ASCII digits."""
     value = headers.get(name) if headers is not None else None
@@ -171,6 +185,7 @@ class Session:
         budget: RateBudget | None = None,
         on_response: ResponseHook | None = None,
         label: str | None = None,
+        limiter: asyncio.Semaphore | None = None,
     ) -> None:
         if not isinstance(credentials, Credentials):
             raise ValidationError("credentials", "must be a margin_async.Credentials")
@@ -187,6 +202,9 @@ class Session:
         self._clock_request = clock_request
         self._on_response = on_response
         self._label = label
+        self._limiter: AbstractAsyncContextManager[Any] = (
+            limiter if limiter is not None else _UNLIMITED
+        )
         self._offset_ms = 0
         self._clock_generation = 0
         self._clock_lock = asyncio.Lock()
@@ -321,17 +339,20 @@ class Session:
         status: int | None = None
         started = time.perf_counter()
         try:
-            async with http.request(
-                request.method,
-                url,
-                data=request.body or None,
-                headers=self._headers(request),
-                timeout=self._timeout,
-                allow_redirects=False,
-            ) as response:
-                status = response.status
-                reply_headers = response.headers
-                body = await self._read(response)
+            # Signed inside the limiter: a long wait there must not age the timestamp.
+            async with self._limiter:
+                started = time.perf_counter()
+                async with http.request(
+                    request.method,
+                    url,
+                    data=request.body or None,
+                    headers=self._headers(request),
+                    timeout=self._timeout,
+                    allow_redirects=False,
+                ) as response:
+                    status = response.status
+                    reply_headers = response.headers
+                    body = await self._read(response)
             outcome = _decode(status, body, reply_headers)
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             outcome = _Outcome(
