@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Literal
 
+import aiohttp
 import pytest
 
 from margin_async import (
@@ -183,3 +186,38 @@ async def test_skewed_server_clock_is_synced_once(fake: FakeKuCoin, creds: Crede
         for _ in range(5):
             await client.get_interest_history()
     assert codes.count("400002") == 1
+
+
+class _CountingSemaphore(asyncio.Semaphore):
+    """A semaphore that remembers the most holders it had at once."""
+
+    def __init__(self, value: int) -> None:
+        super().__init__(value)
+        self.holders = 0
+        self.most = 0
+
+    async def acquire(self) -> Literal[True]:
+        await super().acquire()
+        self.holders += 1
+        self.most = max(self.most, self.holders)
+        return True
+
+    def release(self) -> None:
+        self.holders -= 1
+        super().release()
+
+
+async def test_a_shared_limiter_caps_requests_in_flight_across_clients(
+    fake: FakeKuCoin,
+) -> None:
+    fake.set_latency(0.02)
+    limiter = _CountingSemaphore(3)
+    accounts = [fake.add_account() for _ in range(4)]
+    async with aiohttp.ClientSession() as http:
+        clients = [
+            MarginClient(c, base_url=fake.url, session=http, limiter=limiter) for c in accounts
+        ]
+        pages = await asyncio.gather(*(c.get_interest_history() for c in clients for _ in range(5)))
+    assert len(pages) == 20
+    assert limiter.most == 3
+    assert limiter.holders == 0
