@@ -156,8 +156,10 @@ _FIELD_CODE = {
     ),
     OrderStatus: (
         "    {v} = o[{key!r}]\n"
-        "    {v}_member = _STATUS_BY_VALUE.get({v})\n"
-        "    {v} = _status({v}, OrderStatus) if {v}_member is None else {v}_member\n"
+        "    try:\n"
+        "        {v} = _STATUS_BY_VALUE[{v}]\n"
+        "    except (KeyError, TypeError):\n"
+        "        {v} = _status({v}, OrderStatus)\n"
     ),
 }
 _SYMBOL_CODE = (
@@ -167,14 +169,14 @@ _ITEMS_CODE = (
     "    {v} = o['items']\n"
     "    if not isinstance({v}, list):\n"
     "        raise ValueError('items is not a list')\n"
-    "    {v} = tuple([_item(e, _item_type) for e in {v}])\n"
+    "    {v} = tuple(map(_item, {v}))\n"
 )
 
 
-def _compile(cls: type, item: type | None = None) -> Callable[[Any, Any], Any]:
+def _compile(cls: type, item: type | None = None) -> Callable[[Any], Any]:
     """Generate the hot structure function of ``cls`` (of ``Page[item]`` if ``item``)."""
     name = f"structure_{cls.__name__}" + (f"_{item.__name__}" if item is not None else "")
-    lines = [f"def {name}(o, _):\n"]
+    lines = [f"def {name}(o):\n"]
     variables = []
     for field in attrs.fields(attrs.resolve_types(cls)):
         var = f"f_{field.name}"
@@ -198,14 +200,13 @@ def _compile(cls: type, item: type | None = None) -> Callable[[Any, Any], Any]:
         "Decimal": Decimal,
         "OrderStatus": OrderStatus,
         "_item": None if item is None else _HOT[item],
-        "_item_type": item,
     }
     exec("".join(lines), namespace)  # generated from the models' own fields only
-    function: Callable[[Any, Any], Any] = namespace[name]
+    function: Callable[[Any], Any] = namespace[name]
     return function
 
 
-_HOT: dict[object, Callable[[Any, Any], Any]] = {}
+_HOT: dict[object, Callable[[Any], Any]] = {}
 for _model in _MODELS:
     _HOT[_model] = _compile(_model)
 for _model in _ITEMS:
@@ -217,7 +218,7 @@ def structure(data: Any, cls: type[T], *, what: str = "data") -> T:
     try:
         hot = _HOT.get(cls)
         if hot is not None:
-            result: T = hot(data, cls)
+            result: T = hot(data)
             return result
         return _fast.structure(data, cls)
     except Exception as fast_error:
