@@ -443,7 +443,7 @@ class MarginClient:
         size = _page_size(size)
         page_type = spec.page_type
 
-        def open_window(start: int | None) -> PageFetcher[T]:
+        def open_window(start: int | None) -> PageFetcher:
             # Pin the end of the walk so records arriving meanwhile cannot shift pages.
             now = self._session.now_ms()
             end = now if filters.end_time is None else min(filters.end_time, now)
@@ -453,16 +453,19 @@ class MarginClient:
             elif walk.end_time is None:
                 walk = attrs.evolve(walk, end_time=now)
 
-            async def fetch(page: int) -> Page[T]:
-                data = await self._session.request(spec.request(walk, page, size))
-                result: Page[T] = structure(data, page_type)
-                return result
+            async def fetch(page: int) -> Any:
+                return await self._session.request(spec.request(walk, page, size))
 
             return fetch
+
+        def parse(data: Any) -> Page[T]:
+            page: Page[T] = structure(data, page_type)
+            return page
 
         return Paginator(
             lambda: open_window(None),
             prefetch=prefetch,
+            parse=parse,
             open_window=open_window,
             start_time=filters.start_time or 0,
         )

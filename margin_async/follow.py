@@ -18,7 +18,7 @@ from typing import Any, Generic, TypeVar
 import attrs
 
 from margin_async.errors import ValidationError
-from margin_async.models import InterestRecord
+from margin_async.models import InterestRecord, Page
 from margin_async.pagination import PageFetcher, Paginator
 
 __all__ = ["FollowCursor", "Follower"]
@@ -80,8 +80,9 @@ class Follower(Generic[T]):
 
     def __init__(
         self,
-        open_window: Callable[[int], PageFetcher[T]],
+        open_window: Callable[[int], PageFetcher],
         *,
+        parse: Callable[[Any], Page[T]],
         cursor: FollowCursor,
         interval: float,
         overlap_ms: int,
@@ -92,6 +93,7 @@ class Follower(Generic[T]):
         if isinstance(overlap_ms, bool) or not isinstance(overlap_ms, int) or overlap_ms < 0:
             raise ValidationError("overlap_ms", f"must be an int >= 0, got {overlap_ms!r}")
         self._open_window = open_window
+        self._parse = parse
         self._interval = float(interval)
         self._overlap = overlap_ms
         self._prefetch = prefetch
@@ -109,7 +111,9 @@ class Follower(Generic[T]):
     async def poll(self) -> list[T]:
         """Read the window once; return the unseen records, oldest first (not yet marked)."""
         start = max(0, self._since - self._overlap)
-        walk = Paginator(lambda: self._open_window(start), prefetch=self._prefetch)
+        walk = Paginator(
+            lambda: self._open_window(start), prefetch=self._prefetch, parse=self._parse
+        )
         fresh: list[T] = []
         async for page in walk.pages():
             fresh.extend(r for r in page.items if record_key(r) not in self._seen)
