@@ -32,6 +32,7 @@ from margin_async import (
     RepayOrder,
     RepayResult,
     TimeInForce,
+    convert,
 )
 from margin_async.convert import structure, to_dict, wire_name
 
@@ -198,3 +199,84 @@ async def test_unknown_status_not_dropped_through_client(mock: aioresponses) -> 
         records = await c.borrow_history("USDT").collect()
     assert [r.order_no for r in records] == ["0", "1", "2"]
     assert all(not r.status.known for r in records)
+
+
+# -- the generated hot path agrees with the cattrs converter -------------------------
+
+
+def _variants(item: dict[str, object]) -> list[object]:
+    """The item itself and, per field, it missing and with odd but plausible values."""
+    odd: list[object] = [
+        None,
+        True,
+        0,
+        7,
+        -1,
+        "",
+        "0",
+        "12",
+        "1.50",
+        "1E+3",
+        "NaN",
+        "Infinity",
+        "abc",
+        Decimal("2.5"),
+        Decimal("3"),
+        [],
+        {},
+        "SUCCESS",
+        "FROZEN",
+        1729657580449,
+    ]
+    out: list[object] = [item, {**item, "extra": 1}, [], None, "x"]
+    for key in item:
+        out.append({k: v for k, v in item.items() if k != key})
+        out.extend({**item, key: value} for value in odd)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("model", "item"),
+    [
+        (BorrowOrder, borrow_item()),
+        (RepayOrder, repay_item()),
+        (InterestRecord, interest_item()),
+        (BorrowResult, {"orderNo": "1", "actualSize": "10"}),
+        (RepayResult, {"orderNo": "1", "actualSize": "10", "timestamp": 1729657580449}),
+    ],
+)
+def test_hot_structure_functions_agree_with_cattrs(model: type, item: dict[str, object]) -> None:
+    hot = convert._HOT[model]
+    for data in _variants(item):
+        try:
+            expected: object = convert._fast.structure(data, model)
+        except Exception:
+            expected = "error"
+        try:
+            got: object = hot(data)
+        except Exception:
+            got = "error"
+        assert got == expected, data
+        if expected != "error":
+            assert type(got) is model
+            assert hash(got) == hash(expected)
+
+
+def test_hot_page_function_agrees_with_cattrs() -> None:
+    page_type = Page[BorrowOrder]
+    good = page([borrow_item(orderNo=str(i)) for i in range(3)])
+    for data in [
+        good,
+        {**good, "items": "x"},
+        {**good, "items": [None]},
+        {**good, "totalPage": "2"},
+    ]:
+        try:
+            expected: object = convert._fast.structure(data, page_type)
+        except Exception:
+            expected = "error"
+        try:
+            got: object = convert._HOT[page_type](data)
+        except Exception:
+            got = "error"
+        assert got == expected, data
