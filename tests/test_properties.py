@@ -24,7 +24,8 @@ SETTINGS = settings(derandomize=True, database=None, deadline=None, max_examples
 PLAIN = re.compile(r"^\d+(\.\d*[1-9])?$")  # no exponent, no trailing zeros in the fraction
 SIZE_IN_BODY = re.compile(rb'"size":([^,}]*)[,}]')
 
-#: Positive finite Decimals with varied digit counts and exponents (incl. > 28 digits).
+#: Positive finite Decimals with varied digit counts and exponents (incl. > 28 digits),
+#: within the SDK's bounds (at most 100 decimal places, below 1E+100).
 positive_decimals = st.one_of(
     st.builds(
         lambda digits, exponent: Decimal(digits).scaleb(exponent),
@@ -36,6 +37,7 @@ positive_decimals = st.one_of(
         max_value=Decimal("1E+30"),
         allow_nan=False,
         allow_infinity=False,
+        places=40,
     ),
 )
 
