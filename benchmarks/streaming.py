@@ -113,8 +113,8 @@ def run(mode: Mode) -> Report:
         "The official SDK is synchronous (requests): it runs as its users run it, blocking.",
         "python-kucoin 2.2.0 signs requests the key-version-1 way (plain passphrase, no "
         "KC-API-KEY-VERSION header), which KuCoin has not accepted for new keys since 2021; "
-        "the fake refuses it with 400001 (missing header; the exchange itself would likely "
-        "answer 400004, bad passphrase). The '+ v2 key headers' row adds the two headers (a "
+        "the fake, like the exchange, applies version 1 rules then and refuses it with 400004 "
+        "(bad passphrase). The '+ v2 key headers' row adds the two headers (a "
         "10-line subclass) to time its pagination anyway.",
         "ccxt has no unified borrow-history method; it walks the implicit "
         "private_get_margin_borrow endpoint. By default its client-side throttle spaces "

@@ -76,8 +76,7 @@ async def test_percent_encoded_comma_on_the_wire_is_verified_decoded(
 
 
 @pytest.mark.parametrize(
-    "header",
-    ["KC-API-KEY", "KC-API-SIGN", "KC-API-TIMESTAMP", "KC-API-PASSPHRASE", "KC-API-KEY-VERSION"],
+    "header", ["KC-API-KEY", "KC-API-SIGN", "KC-API-TIMESTAMP", "KC-API-PASSPHRASE"]
 )
 @pytest.mark.parametrize("how", ["missing", "empty"])
 async def test_missing_header_is_400001(
@@ -91,6 +90,22 @@ async def test_missing_header_is_400001(
     status, response_headers, payload = await send(http, fake, "GET", HISTORY, headers=headers)
     assert (status, payload["code"]) == (401, "400001")
     assert "gw-ratelimit-remaining" not in response_headers
+
+
+@pytest.mark.parametrize("how", ["missing", "empty"])
+async def test_no_key_version_means_version_1_rules_and_400004(
+    fake: FakeKuCoin, http: aiohttp.ClientSession, creds: Credentials, how: str
+) -> None:
+    # As python-kucoin 2.2 signs: a plain passphrase and no KC-API-KEY-VERSION. KuCoin
+    # applies version 1 rules then, which no version 2 or 3 key passes.
+    headers = kc_headers(creds, "GET", HISTORY)
+    headers["KC-API-PASSPHRASE"] = creds.api_passphrase
+    if how == "missing":
+        del headers["KC-API-KEY-VERSION"]
+    else:
+        headers["KC-API-KEY-VERSION"] = ""
+    status, _, payload = await send(http, fake, "GET", HISTORY, headers=headers)
+    assert (status, payload["code"]) == (401, "400004")
 
 
 @pytest.mark.parametrize("offset_ms", [-6000, 6000, -60_000])

@@ -24,12 +24,14 @@ __all__ = [
 ]
 
 #: Headers every signed request must carry (an empty value counts as missing).
+#: The headers whose absence is 400001. KC-API-KEY-VERSION is not among them: without it
+#: the exchange applies version 1 rules (a plain passphrase), which fail for the version
+#: 2 and 3 keys it issues now, with 400004.
 AUTH_HEADERS = (
     "KC-API-KEY",
     "KC-API-SIGN",
     "KC-API-TIMESTAMP",
     "KC-API-PASSPHRASE",
-    "KC-API-KEY-VERSION",
 )
 _SIGNED_VERSIONS = frozenset({"2", "3"})
 #: How far (milliseconds) a request timestamp may be from the server clock.
@@ -106,15 +108,16 @@ def verify(
     values = {name: headers.get(name, "") for name in AUTH_HEADERS}
     if not all(values.values()):
         return _MISSING
+    version = headers.get("KC-API-KEY-VERSION", "")
     timestamp = values["KC-API-TIMESTAMP"]
     if not timestamp.isdigit() or abs(int(timestamp) - now_ms) > TIMESTAMP_TOLERANCE_MS:
         return _BAD_TIMESTAMP
     record = keys.get(values["KC-API-KEY"])
     if record is None:
         return _UNKNOWN_KEY
-    # Versions 2 and 3 sign the same way, and peers (ccxt, python-kucoin) send "2" for
-    # any key; another version means a plain passphrase header, hence 400004.
-    if values["KC-API-KEY-VERSION"] not in _SIGNED_VERSIONS or not _same(
+    # Versions 2 and 3 sign the same way, and ccxt sends "2" for any key; no version, or
+    # another one, means a plain passphrase header (version 1), hence 400004.
+    if version not in _SIGNED_VERSIONS or not _same(
         values["KC-API-PASSPHRASE"], hmac_b64(record.secret, record.passphrase.encode("utf-8"))
     ):
         return _BAD_PASSPHRASE

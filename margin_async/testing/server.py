@@ -2,10 +2,12 @@
 
 Wire behaviour (see ``DESIGN.md``, "Wire facts"):
 
-* Signed routes check, in this order: the five ``KC-API-*`` headers (``400001``), the
-  timestamp within ±5000 ms of the fake's clock (``400002``), the key (``400003``), the
-  signed passphrase and a key version of 2 or 3 (``400004``; the two sign alike, and
-  ccxt and python-kucoin send ``2`` for any key), the signature over
+* Signed routes check, in this order: the ``KC-API-KEY``, ``-SIGN``, ``-TIMESTAMP`` and
+  ``-PASSPHRASE`` headers (``400001``), the timestamp within ±5000 ms of the fake's
+  clock (``400002``), the key (``400003``), the signed passphrase and a key version of
+  2 or 3 (``400004``; the two sign alike, and ccxt sends ``2`` for any key; without
+  ``KC-API-KEY-VERSION`` version 1 rules apply, which no key of the fake passes), the
+  signature over
   ``timestamp + METHOD + path ['?' + decoded query] + raw body`` (``400005``); all HTTP 401.
   Auth failures charge no weight and carry no rate-limit headers (a simplification).
 * Parameter errors: ``400100`` with HTTP 400. Unknown path: ``404000`` with HTTP 404.
