@@ -85,12 +85,17 @@ class RateBudget:
             await asyncio.sleep(self._reset_at - now + _RESET_MARGIN)
         self._in_flight += weight
 
-    def release(self, weight: int, headers: Mapping[str, str] | None) -> None:
-        """Settle a request's charge with what its reply said (``headers`` may lack them)."""
+    def release(
+        self, weight: int, headers: Mapping[str, str] | None, received_at: float | None = None
+    ) -> None:
+        """Settle a request's charge with what its reply said (``headers`` may lack them).
+
+        ``received_at`` is the ``time.monotonic()`` at which the reply's headers arrived.
+        """
         if weight <= 0:
             return
         self._in_flight -= weight
-        learned = headers is not None and self.observe(headers)
+        learned = headers is not None and self.observe(headers, received_at)
         if not learned and self._remaining is not None:
             # No figures (a gateway page, or no reply): assume the weight was spent.
             self._remaining = max(0, self._remaining - weight)
@@ -98,7 +103,7 @@ class RateBudget:
             self._learned.set()
             self._learned = None
 
-    def observe(self, headers: Mapping[str, str]) -> bool:
+    def observe(self, headers: Mapping[str, str], received_at: float | None = None) -> bool:
         """Learn limit / remaining / reset from reply headers; ``False`` if absent or bad."""
         try:
             limit = int(headers["gw-ratelimit-limit"])
@@ -108,14 +113,20 @@ class RateBudget:
             return False
         if limit < 0 or remaining < 0 or reset_ms < 0:
             return False
-        reset_at = time.monotonic() + reset_ms / 1000
-        same_window = self._reset_at is not None and abs(reset_at - self._reset_at) < _SAME_WINDOW
+        at = time.monotonic() if received_at is None else received_at
+        reset_at = at + reset_ms / 1000
         self._limit = limit
-        if same_window and self._remaining is not None:
+        if (
+            self._reset_at is None
+            or self._remaining is None
+            or reset_at > self._reset_at + _SAME_WINDOW
+        ):
+            # The first figures, or a later window.
+            self._remaining = remaining
+            self._reset_at = reset_at
+        elif reset_at >= self._reset_at - _SAME_WINDOW:
             # Replies can arrive out of order: within one window the smallest figure is
             # the newest.
             self._remaining = min(self._remaining, remaining)
-        else:
-            self._remaining = remaining
-            self._reset_at = reset_at
+        # else: a late reply from an earlier window says nothing about this one.
         return True

@@ -57,6 +57,8 @@ _MAX_BODY = 16 * 2**20
 # in a query and which KuCoin signs as is (currency=BTC,ETH).
 _QUERY_SAFE = "-_.~,"
 _USER_AGENT = f"margin-async/{__version__}"
+# 2001-09-09 .. 2286-11-20: anything outside is not a server clock in milliseconds.
+_EPOCH_MS_RANGE = (10**12, 10**13)
 
 
 @attrs.frozen
@@ -207,6 +209,8 @@ class Session:
         )
         self._offset_ms = 0
         self._clock_generation = 0
+        #: Wall-clock ns around the last HTTP exchange (for clock sync).
+        self._last_exchange_ns = (0, 0)
         self._clock_lock = asyncio.Lock()
         self._closed = False
 
@@ -238,17 +242,30 @@ class Session:
     async def sync_clock(self) -> int:
         """Measure the exchange's clock, apply the offset to later requests, return it (ms).
 
-        The server's time is compared with the local clock halfway through the round trip.
+        The server's time is compared with the local clock halfway through the round trip
+        of the attempt that answered (waits for the limiter or a backoff do not count).
         """
-        before = time.time_ns() / 1_000_000
         data = await self.request(self._clock_request)
-        after = time.time_ns() / 1_000_000
+        sent_ns, received_ns = self._last_exchange_ns
         if isinstance(data, bool) or not isinstance(data, int | Decimal):
             raise ProtocolError(f"server time is not epoch milliseconds: {data!r}")
-        self._offset_ms = round(int(data) - (before + after) / 2)
+        if not _EPOCH_MS_RANGE[0] <= data <= _EPOCH_MS_RANGE[1]:
+            raise ProtocolError(f"server time {data} is not a plausible epoch in milliseconds")
+        self._offset_ms = int(data) - (sent_ns + received_ns) // 2_000_000
         self._clock_generation += 1
         _log.info("clock synced with the exchange: offset %+d ms", self._offset_ms)
         return self._offset_ms
+
+    async def ensure_clock_synced(self) -> None:
+        """Sync the clock once in this session's life (a no-op once synced).
+
+        A local clock a few seconds ahead passes the exchange's 5 s check unnoticed, but
+        would pin a stream's ``end_time`` after records that arrive during the walk.
+        """
+        if self._clock_generation == 0:
+            async with self._clock_lock:
+                if self._clock_generation == 0:
+                    await self.sync_clock()
 
     async def request(self, request: Request) -> Any:
         """Send ``request`` under the retry policy and return the envelope's ``data``."""
@@ -293,8 +310,9 @@ class Session:
                     ) from error
                 raise error
             delay = self._retry.delay(attempt)
-            if isinstance(error, RateLimitError) and self._budget.seconds_until_reset() > 0:
-                delay = 0.0  # the budget itself waits for the window to reset
+            if isinstance(error, RateLimitError) and error.retry_after is not None:
+                # The budget learned the reset from this reply and waits for it itself.
+                delay = 0.0
             _log.info(
                 "%s %s failed (%s); resend %d of %d in %.2f s",
                 request.method,
@@ -338,10 +356,14 @@ class Session:
         reply_headers: Any = None
         status: int | None = None
         started = time.perf_counter()
+        received_at: float | None = None
         try:
             # Signed inside the limiter: a long wait there must not age the timestamp.
             async with self._limiter:
+                if self._closed or http.closed:
+                    raise ClientClosedError("this client was closed while the request waited")
                 started = time.perf_counter()
+                sent_ns = time.time_ns()
                 async with http.request(
                     request.method,
                     url,
@@ -350,6 +372,8 @@ class Session:
                     timeout=self._timeout,
                     allow_redirects=False,
                 ) as response:
+                    received_at = time.monotonic()
+                    self._last_exchange_ns = (sent_ns, time.time_ns())
                     status = response.status
                     reply_headers = response.headers
                     body = await self._read(response)
@@ -375,7 +399,7 @@ class Session:
                 failure=Failure.AMBIGUOUS,
             )
         finally:
-            self._budget.release(request.weight, reply_headers)
+            self._budget.release(request.weight, reply_headers, received_at)
         self._report(
             request, attempt, status, reply_headers, outcome, time.perf_counter() - started
         )

@@ -105,8 +105,16 @@ async def test_new_window_replaces_remaining() -> None:
     b.observe(h(4000, 3990, 29_990))  # the reset is 29 s later: a new window
     assert b.remaining == 3990
     assert b.seconds_until_reset() > 20
-    b.observe(h(6000, 5990, 5_000))  # and a new limit (VIP upgrade) is taken
+    b.observe(h(6000, 5990, 59_990))  # and a new limit (VIP upgrade) is taken
     assert (b.limit, b.remaining) == (6000, 5990)
+
+
+async def test_a_late_reply_from_an_earlier_window_is_ignored() -> None:
+    b = RateBudget()
+    b.observe(h(4000, 3985, 29_990))  # the new window's first reply arrived first
+    b.observe(h(4000, 15, 10))  # then a reply from the end of the previous window
+    assert b.remaining == 3985
+    assert b.seconds_until_reset() > 20
 
 
 @pytest.mark.parametrize(
