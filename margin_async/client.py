@@ -78,6 +78,9 @@ DEFAULT_PAGE_SIZE = 500
 #: walk of 100 pages at prefetch p is at most ~p times faster than a sequential one;
 #: 8 leaves headroom over the 4x target while the rate-limit budget keeps it in quota.
 DEFAULT_PREFETCH = 8
+# How long an identical movement with an unknown outcome makes a match ambiguous, ms: its
+# order, if it was applied, bears a time near its own sending.
+_UNKNOWN_SHADOW_MS = 60_000
 # Records per reconciliation read; one writer cannot place more within seconds.
 _RECONCILE_PAGE = 100
 
@@ -122,6 +125,10 @@ class MarginClient:
         self._base_url = base_url
         self._label = label
         self._known = KnownOrders()
+        self._movement_locks: dict[tuple[str, str, str | None, Decimal], asyncio.Lock] = {}
+        # Identical movements whose outcome stayed unknown: their order, if any, could be
+        # mistaken for a later one's, so they make its reconciliation ambiguous.
+        self._unknown: dict[tuple[str, str, str | None, Decimal], int] = {}
 
     def __repr__(self) -> str:
         label = f", label={self._label!r}" if self._label else ""
@@ -226,14 +233,29 @@ class MarginClient:
         from_order: Callable[[OrderT], ResultT],
     ) -> ResultT:
         """Send a borrow/repay once; if its answer is lost or unreadable, find it in history."""
-        sent_at = self._session.now_ms()
-        try:
-            result = parse(await self._session.request(movement.request))
-        except (OutcomeUnknownError, ProtocolError) as lost:
-            # A reply we cannot read may still be the answer to an applied order.
-            result = from_order(await self._reconcile(movement, history, sent_at, lost))
-        self._known.add(result.order_no)
-        return result
+        key = (movement.request.path, movement.currency, movement.symbol, movement.size)
+        # One identical movement at a time per client: if two were in flight and one
+        # answer were lost, reconciliation could not tell whose order is whose.
+        async with self._movement_locks.setdefault(key, asyncio.Lock()):
+            offset_before = self._session.clock_offset_ms
+            sent_at = self._session.now_ms()
+            try:
+                result = parse(await self._session.request(movement.request))
+            except (OutcomeUnknownError, ProtocolError) as lost:
+                # A reply we cannot read may still be the answer to an applied order. A
+                # clock resync while sending moved "now": search from the earlier time.
+                since = sent_at + min(0, self._session.clock_offset_ms - offset_before)
+                earlier = self._unknown.get(key)
+                try:
+                    order = await self._reconcile(
+                        movement, history, since, lost, earlier_unknown=earlier
+                    )
+                except OutcomeUnknownError:
+                    self._unknown[key] = sent_at
+                    raise
+                result = from_order(order)
+            self._known.add(result.order_no)
+            return result
 
     async def _reconcile(
         self,
@@ -241,8 +263,14 @@ class MarginClient:
         history: HistorySpec[OrderT],
         sent_at: int,
         lost: MarginError,
+        *,
+        earlier_unknown: int | None = None,
     ) -> OrderT:
-        """The order ``movement`` created, read from history, or ``OutcomeUnknownError``."""
+        """The order ``movement`` created, read from history, or ``OutcomeUnknownError``.
+
+        ``earlier_unknown`` is when an identical movement whose outcome stayed unknown
+        was sent: if that was recently, a match could be its order, not this one's.
+        """
         filters = HistoryFilter(
             currency=movement.currency,
             is_isolated=movement.symbol is not None,
@@ -269,6 +297,17 @@ class MarginClient:
                 "history before trying again.",
                 movement.request,
             ) from exc
+        if (
+            found is not None
+            and earlier_unknown is not None
+            and (earlier_unknown >= sent_at - _UNKNOWN_SHADOW_MS)
+        ):
+            raise OutcomeUnknownError(
+                f"{lost}; order {found.order_no} matches, but so could an identical "
+                "order sent moments before whose outcome is unknown. Check the account's "
+                "history before trying again.",
+                movement.request,
+            ) from lost
         if found is None:
             raise OutcomeUnknownError(
                 f"{lost}; no matching order in the account's history yet. Check it "
@@ -444,19 +483,29 @@ class MarginClient:
         page_type = spec.page_type
 
         def open_window(start: int | None) -> PageFetcher:
-            # Pin the end of the walk so records arriving meanwhile cannot shift pages.
-            now = self._session.now_ms()
-            end = now if filters.end_time is None else min(filters.end_time, now)
-            walk = filters
-            if start is not None:
-                walk = attrs.evolve(walk, start_time=start, end_time=max(start, end))
-            elif walk.end_time is None:
-                walk = attrs.evolve(walk, end_time=now)
+            walk: HistoryFilter | None = None
 
             async def fetch(page: int) -> Any:
+                nonlocal walk
+                if walk is None:  # page 1, alone: pin the walk's window now
+                    walk = await pin(start)
                 return await self._session.request(spec.request(walk, page, size))
 
             return fetch
+
+        async def pin(start: int | None) -> HistoryFilter:
+            # The end is pinned on the exchange's clock, so that records arriving during
+            # the walk fall after it and cannot shift the pages (duplicates and gaps).
+            await self._session.ensure_clock_synced()
+            now = self._session.now_ms()
+            end = now if filters.end_time is None else min(filters.end_time, now)
+            if start is not None and filters.start_time is not None:
+                start = max(start, filters.start_time)
+            elif start is None:
+                start = filters.start_time
+            if start is not None:
+                end = max(start, end)
+            return attrs.evolve(filters, start_time=start, end_time=end)
 
         def parse(data: Any) -> Page[T]:
             page: Page[T] = structure(data, page_type)

@@ -115,8 +115,15 @@ class Follower(Generic[T]):
             lambda: self._open_window(start), prefetch=self._prefetch, parse=self._parse
         )
         fresh: list[T] = []
+        keys: set[str] = set()
         async for page in walk.pages():
-            fresh.extend(r for r in page.items if record_key(r) not in self._seen)
+            for record in page.items:
+                key = record_key(record)
+                # Skip what an earlier poll delivered, and a record that a late arrival
+                # pushed onto the next page of this poll, too.
+                if key not in self._seen and key not in keys:
+                    keys.add(key)
+                    fresh.append(record)
         fresh.reverse()  # pages are newest first
         fresh.sort(key=_created)  # stable: ties keep the exchange's order
         return fresh

@@ -160,17 +160,24 @@ class AccountPool:
             connector=aiohttp.TCPConnector(limit=self._max_connections),
             headers={"User-Agent": f"margin-async/{__version__}"},
         )
-        for label, creds in self._credentials.items():
-            self._clients[label] = MarginClient(
-                creds,
-                base_url=self._base_url,
-                session=self._http,
-                retry=self._retry,
-                timeout=self._timeout,
-                on_response=self._on_response,
-                label=label,
-                limiter=self._gate,
-            )
+        try:
+            for label, creds in self._credentials.items():
+                self._clients[label] = MarginClient(
+                    creds,
+                    base_url=self._base_url,
+                    session=self._http,
+                    retry=self._retry,
+                    timeout=self._timeout,
+                    on_response=self._on_response,
+                    label=label,
+                    limiter=self._gate,
+                )
+        except BaseException:
+            # A bad setting (a negative timeout, say) must not leave the session open.
+            self._clients.clear()
+            await self._http.close()
+            self._http = None
+            raise
 
     async def close(self) -> None:
         """Stop open streams, close every client and the shared session. Idempotent."""
