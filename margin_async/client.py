@@ -12,7 +12,7 @@ import aiohttp
 import attrs
 
 from margin_async.auth import Credentials
-from margin_async.convert import structure
+from margin_async.convert import page_server_time, structure
 from margin_async.endpoints import borrow as _borrow
 from margin_async.endpoints import interest as _interest
 from margin_async.endpoints import repay as _repay
@@ -487,17 +487,28 @@ class MarginClient:
 
             async def fetch(page: int) -> Any:
                 nonlocal walk
-                if walk is None:  # page 1, alone: pin the walk's window now
-                    walk = await pin(start)
-                return await self._session.request(spec.request(walk, page, size))
+                if walk is not None:
+                    return await self._session.request(spec.request(walk, page, size))
+                # Page 1, alone: pin the window. The end is the exchange's "now", so that
+                # records arriving during the walk fall after it and cannot shift pages.
+                walk = pin(start, self._session.now_ms())
+                data = await self._session.request(spec.request(walk, page, size))
+                served = page_server_time(data)
+                assert walk.end_time is not None
+                if (
+                    served is not None
+                    and walk.end_time - CLOCK_TOLERANCE_MS <= served < walk.end_time
+                ):
+                    # Our clock is ahead of the exchange's (by less than its 5 s check, or
+                    # the request would have been refused): pin to the time the exchange
+                    # served page 1, and read it again.
+                    walk = pin(start, served)
+                    data = await self._session.request(spec.request(walk, page, size))
+                return data
 
             return fetch
 
-        async def pin(start: int | None) -> HistoryFilter:
-            # The end is pinned on the exchange's clock, so that records arriving during
-            # the walk fall after it and cannot shift the pages (duplicates and gaps).
-            await self._session.ensure_clock_synced()
-            now = self._session.now_ms()
+        def pin(start: int | None, now: int) -> HistoryFilter:
             end = now if filters.end_time is None else min(filters.end_time, now)
             if start is not None and filters.start_time is not None:
                 start = max(start, filters.start_time)

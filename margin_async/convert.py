@@ -26,7 +26,7 @@ from margin_async.models import (
     RepayResult,
 )
 
-__all__ = ["structure", "to_dict", "wire_name"]
+__all__ = ["page_server_time", "structure", "to_dict", "wire_name"]
 
 T = TypeVar("T")
 
@@ -261,6 +261,12 @@ def structure(data: Any, cls: type[T], *, what: str = "data") -> T:
         else:  # pragma: no cover - both converters share one configuration
             details = f"{type(fast_error).__name__}: {fast_error}"
         raise ProtocolError(f"unexpected reply shape for {name}: {details}") from None
+
+
+def page_server_time(data: Any) -> int | None:
+    """The exchange's clock (epoch ms) when it served a history page, if the page says."""
+    served = data.get("timestamp") if isinstance(data, dict) else None
+    return served if isinstance(served, int) and not isinstance(served, bool) else None
 
 
 def to_dict(obj: Any) -> dict[str, Any]:

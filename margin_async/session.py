@@ -209,7 +209,6 @@ class Session:
         )
         self._offset_ms = 0
         self._clock_generation = 0
-        self._clock_tried = False
         #: Wall-clock ns around the last HTTP exchange (for clock sync).
         self._last_exchange_ns = (0, 0)
         self._clock_lock = asyncio.Lock()
@@ -240,13 +239,13 @@ class Session:
         if self._owns_http and self._http is not None and not self._http.closed:
             await self._http.close()
 
-    async def sync_clock(self, *, attempts: int | None = None) -> int:
+    async def sync_clock(self) -> int:
         """Measure the exchange's clock, apply the offset to later requests, return it (ms).
 
         The server's time is compared with the local clock halfway through the round trip
         of the attempt that answered (waits for the limiter or a backoff do not count).
         """
-        data = await self.request(self._clock_request, attempts=attempts)
+        data = await self.request(self._clock_request)
         sent_ns, received_ns = self._last_exchange_ns
         if isinstance(data, bool) or not isinstance(data, int | Decimal):
             raise ProtocolError(f"server time is not epoch milliseconds: {data!r}")
@@ -257,32 +256,9 @@ class Session:
         _log.info("clock synced with the exchange: offset %+d ms", self._offset_ms)
         return self._offset_ms
 
-    async def ensure_clock_synced(self) -> None:
-        """Sync the clock once in this session's life, best effort (one try, ever).
-
-        A local clock a few seconds ahead passes the exchange's 5 s check unnoticed, but
-        would pin a stream's ``end_time`` after records that arrive during the walk. If
-        the exchange's clock cannot be read, the local one is used, with a warning.
-        """
-        if self._clock_tried:
-            return
-        async with self._clock_lock:
-            if self._clock_tried:
-                return
-            self._clock_tried = True
-            if self._clock_generation:
-                return
-            try:
-                await self.sync_clock(attempts=1)
-            except MarginError as exc:
-                _log.info("could not read the exchange's clock (%s); using the local one", exc)
-
-    async def request(self, request: Request, *, attempts: int | None = None) -> Any:
-        """Send ``request`` under the retry policy and return the envelope's ``data``.
-
-        ``attempts`` overrides the policy's attempt limit for this request.
-        """
-        limit = self._retry.attempts if attempts is None else attempts
+    async def request(self, request: Request) -> Any:
+        """Send ``request`` under the retry policy and return the envelope's ``data``."""
+        limit = self._retry.attempts
         if self._closed:
             raise ClientClosedError("this client is closed; create a new MarginClient")
         url = URL(

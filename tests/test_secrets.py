@@ -146,7 +146,6 @@ async def _full_run(mock: aioresponses, records: list[logging.LogRecord]) -> Non
     mock.get(url_re(BORROW_PATH), payload=ok(page([borrow_item()])))
     mock.get(url_re(REPAY_PATH), payload=ok(page([repay_item()])))
     mock.get(url_re(INTEREST_PATH), payload=ok(page([interest_item()])))
-    mock.get(BASE + TIME_PATH, payload=ok(1729657580449))  # the first stream's clock sync
     mock.get(url_re(INTEREST_PATH), payload=ok(page([interest_item()])))
     # A clock resync.
     mock.get(url_re(BORROW_PATH), status=401, payload={"code": "400002", "msg": "timestamp"})
