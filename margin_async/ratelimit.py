@@ -63,26 +63,19 @@ class RateBudget:
                 # The window has reset: the full quota is back until a reply says more.
                 self._remaining = self._limit
                 self._reset_at = None
-            if self._remaining is None:
-                if self._in_flight == 0:
-                    break
-                # The quota is unknown: wait for the first reply rather than guess.
-                if self._learned is None:
-                    self._learned = asyncio.Event()
-                await self._learned.wait()
-                continue
-            if self._remaining - self._in_flight >= weight:
+            if self._remaining is not None and self._remaining - self._in_flight >= weight:
                 break
-            if self._reset_at is None:
-                if self._in_flight == 0:
-                    # Heavier than a whole window (or no reset known): send and let the
-                    # exchange decide rather than wait forever.
-                    break
+            if self._reset_at is not None:
+                await asyncio.sleep(self._reset_at - now + _RESET_MARGIN)
+            elif self._in_flight == 0:
+                # Nothing to learn from (no quota known yet, or a weight above a whole
+                # window): send, and let the exchange's reply teach the budget.
+                break
+            else:
+                # The figures will come with the replies in flight: wait for one.
                 if self._learned is None:
                     self._learned = asyncio.Event()
                 await self._learned.wait()
-                continue
-            await asyncio.sleep(self._reset_at - now + _RESET_MARGIN)
         self._in_flight += weight
 
     def release(
