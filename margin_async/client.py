@@ -339,9 +339,8 @@ class MarginClient:
         page_size: int = 50,
     ) -> Page[BorrowOrder]:
         """One page of borrow orders, newest first (``page_size`` 10..500)."""
-        filters = HistoryFilter.build(
+        filters = _borrow.HISTORY.filters(
             currency,
-            currency_required=True,
             is_isolated=is_isolated,
             symbol=symbol,
             order_no=order_no,
@@ -363,9 +362,8 @@ class MarginClient:
         page_size: int = 50,
     ) -> Page[RepayOrder]:
         """One page of repay orders, newest first (``page_size`` 10..500)."""
-        filters = HistoryFilter.build(
+        filters = _repay.HISTORY.filters(
             currency,
-            currency_required=True,
             is_isolated=is_isolated,
             symbol=symbol,
             order_no=order_no,
@@ -386,12 +384,10 @@ class MarginClient:
         page_size: int = 50,
     ) -> Page[InterestRecord]:
         """One page of interest records, newest first (``page_size`` 10..500)."""
-        filters = HistoryFilter.build(
+        filters = _interest.HISTORY.filters(
             currency,
-            currency_required=False,
             is_isolated=is_isolated,
             symbol=symbol,
-            order_no=None,
             start_time=start_time,
             end_time=end_time,
         )
@@ -418,9 +414,8 @@ class MarginClient:
         prefetch: int = DEFAULT_PREFETCH,
     ) -> Paginator[BorrowOrder]:
         """Every borrow order matching the filters, newest first, across all pages."""
-        filters = HistoryFilter.build(
+        filters = _borrow.HISTORY.filters(
             currency,
-            currency_required=True,
             is_isolated=is_isolated,
             symbol=symbol,
             order_no=order_no,
@@ -442,9 +437,8 @@ class MarginClient:
         prefetch: int = DEFAULT_PREFETCH,
     ) -> Paginator[RepayOrder]:
         """Every repay order matching the filters, newest first, across all pages."""
-        filters = HistoryFilter.build(
+        filters = _repay.HISTORY.filters(
             currency,
-            currency_required=True,
             is_isolated=is_isolated,
             symbol=symbol,
             order_no=order_no,
@@ -465,12 +459,10 @@ class MarginClient:
         prefetch: int = DEFAULT_PREFETCH,
     ) -> Paginator[InterestRecord]:
         """Every interest record matching the filters, newest first, across all pages."""
-        filters = HistoryFilter.build(
+        filters = _interest.HISTORY.filters(
             currency,
-            currency_required=False,
             is_isolated=is_isolated,
             symbol=symbol,
-            order_no=None,
             start_time=start_time,
             end_time=end_time,
         )

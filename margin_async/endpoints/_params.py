@@ -237,6 +237,29 @@ class HistorySpec(Generic[T]):
     weight: int
     #: The model of one record.
     item: type[T]
+    #: Borrow and repay history need a currency; interest history does not.
+    currency_required: bool = True
+
+    def filters(
+        self,
+        currency: CurrencyArg | None,
+        *,
+        is_isolated: bool,
+        symbol: str | None,
+        order_no: str | None = None,
+        start_time: TimeArg | None,
+        end_time: TimeArg | None,
+    ) -> HistoryFilter:
+        """Validate a caller's filters for this history (see :meth:`HistoryFilter.build`)."""
+        return HistoryFilter.build(
+            currency,
+            currency_required=self.currency_required,
+            is_isolated=is_isolated,
+            symbol=symbol,
+            order_no=order_no,
+            start_time=start_time,
+            end_time=end_time,
+        )
 
     @property
     def page_type(self) -> type[Page[T]]:

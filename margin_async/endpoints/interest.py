@@ -7,4 +7,6 @@ from margin_async.models import InterestRecord
 
 __all__ = ["HISTORY"]
 
-HISTORY = p.HistorySpec("/api/v3/margin/interest", weight=20, item=InterestRecord)
+HISTORY = p.HistorySpec(
+    "/api/v3/margin/interest", weight=20, item=InterestRecord, currency_required=False
+)
