@@ -9,10 +9,9 @@ from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
 import aiohttp
-import attrs
 
 from margin_async.auth import Credentials
-from margin_async.convert import page_server_time, structure
+from margin_async.convert import structure
 from margin_async.endpoints import borrow as _borrow
 from margin_async.endpoints import interest as _interest
 from margin_async.endpoints import repay as _repay
@@ -32,6 +31,7 @@ from margin_async.endpoints.leverage import leverage_request
 from margin_async.endpoints.server_time import server_time_request
 from margin_async.errors import MarginError, OutcomeUnknownError, ProtocolError
 from margin_async.events import ResponseHook
+from margin_async.history import history_walk
 from margin_async.models import (
     BorrowOrder,
     BorrowResult,
@@ -41,7 +41,7 @@ from margin_async.models import (
     RepayResult,
     TimeInForce,
 )
-from margin_async.pagination import PageFetcher, Paginator
+from margin_async.pagination import Paginator
 from margin_async.reconcile import CLOCK_TOLERANCE_MS, KnownOrders, find_order
 from margin_async.retry import RetryPolicy
 from margin_async.session import DEFAULT_BASE_URL, Session
@@ -471,53 +471,4 @@ class MarginClient:
     def _stream(
         self, spec: HistorySpec[T], filters: HistoryFilter, size: int, prefetch: int
     ) -> Paginator[T]:
-        size = _page_size(size)
-        page_type = spec.page_type
-
-        def open_window(start: int | None) -> PageFetcher:
-            walk: HistoryFilter | None = None
-
-            async def fetch(page: int) -> Any:
-                nonlocal walk
-                if walk is not None:
-                    return await self._session.request(spec.request(walk, page, size))
-                # Page 1, alone: pin the window. The end is the exchange's "now", so that
-                # records arriving during the walk fall after it and cannot shift pages.
-                walk = pin(start, self._session.now_ms())
-                data = await self._session.request(spec.request(walk, page, size))
-                served = page_server_time(data)
-                assert walk.end_time is not None
-                if (
-                    served is not None
-                    and walk.end_time - CLOCK_TOLERANCE_MS <= served < walk.end_time
-                ):
-                    # Our clock is ahead of the exchange's (by less than its 5 s check, or
-                    # the request would have been refused): pin to the time the exchange
-                    # served page 1, and read it again.
-                    walk = pin(start, served)
-                    data = await self._session.request(spec.request(walk, page, size))
-                return data
-
-            return fetch
-
-        def pin(start: int | None, now: int) -> HistoryFilter:
-            end = now if filters.end_time is None else min(filters.end_time, now)
-            if start is not None and filters.start_time is not None:
-                start = max(start, filters.start_time)
-            elif start is None:
-                start = filters.start_time
-            if start is not None:
-                end = max(start, end)
-            return attrs.evolve(filters, start_time=start, end_time=end)
-
-        def parse(data: Any) -> Page[T]:
-            page: Page[T] = structure(data, page_type)
-            return page
-
-        return Paginator(
-            lambda: open_window(None),
-            prefetch=prefetch,
-            parse=parse,
-            open_window=open_window,
-            start_time=filters.start_time or 0,
-        )
+        return history_walk(self._session, spec, filters, _page_size(size), prefetch)
