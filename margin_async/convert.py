@@ -7,9 +7,10 @@ A cattrs converter turns decoded JSON (camelCase) into the attrs models of
 from __future__ import annotations
 
 import re
+import types
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Union, get_args, get_origin
 
 import attrs
 import cattrs
@@ -39,6 +40,20 @@ def wire_name(field: str) -> str:
     """``created_time`` -> ``createdTime``."""
     head, *rest = field.split("_")
     return head + "".join(part.title() for part in rest)
+
+
+def _base(annotation: Any) -> Any:
+    """``int | None`` -> ``int``: the type a field holds when it has a value."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        args = [arg for arg in get_args(annotation) if arg is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
+
+
+def _wire_fields(cls: type) -> list[attrs.Attribute[Any]]:
+    """The fields of ``cls`` that come from the wire (all but ``raw``), types resolved."""
+    return [f for f in attrs.fields(attrs.resolve_types(cls)) if f.name != "raw"]
 
 
 def _decimal(value: object, _: type) -> Decimal:
@@ -82,6 +97,14 @@ def _status(value: object, _: type) -> OrderStatus:
     raise ValueError(f"not a status string: {value!r}")
 
 
+_STRICT: dict[Any, Callable[[Any, type], Any]] = {
+    Decimal: _decimal,
+    int: _int,
+    str: _str,
+    OrderStatus: _status,
+}
+
+
 def _items(converter: cattrs.Converter, item: type) -> Callable[[Any, type], Any]:
     # Strictly a JSON array: a string or an object would otherwise be iterated, and ""
     # or {} would pass as an empty page.
@@ -109,17 +132,24 @@ def _configure(converter: cattrs.Converter) -> cattrs.Converter:
     converter.register_structure_hook(str, _str)
     converter.register_structure_hook(OrderStatus, _status)
     for cls in _MODELS:
+        # Each field through the hook of its base type: an optional field (``X | None``)
+        # is as strict here as a required one (see structure() for the tolerant path).
         overrides: dict[str, Any] = {
-            f.name: override(rename=wire_name(f.name)) for f in attrs.fields(cls)
+            f.name: override(rename=wire_name(f.name), struct_hook=_STRICT[_base(f.type)])
+            for f in _wire_fields(cls)
         }
+        overrides["raw"] = override(omit=True)
         if "symbol" in overrides:
             overrides["symbol"] = override(rename="symbol", struct_hook=_symbol)
         converter.register_structure_hook(cls, make_dict_structure_fn(cls, converter, **overrides))
     for item in _ITEMS:
         page = Page[item]  # type: ignore[valid-type]
         page_overrides: dict[str, Any] = {
-            f.name: override(rename=wire_name(f.name)) for f in attrs.fields(Page)
+            f.name: override(rename=wire_name(f.name), struct_hook=_STRICT[_base(f.type)])
+            for f in _wire_fields(Page)
+            if f.name != "items"
         }
+        page_overrides["raw"] = override(omit=True)
         page_overrides["items"] = override(rename="items", struct_hook=_items(converter, item))
         hook = make_dict_structure_fn(page, converter, **page_overrides)
         # A generic alias is not a class, so it is matched by equality.
@@ -191,14 +221,15 @@ def _compile(cls: type, item: type | None = None) -> Callable[[Any], Any]:
     name = f"structure_{cls.__name__}" + (f"_{item.__name__}" if item is not None else "")
     lines = [f"def {name}(o):\n"]
     variables = []
-    for field in attrs.fields(attrs.resolve_types(cls)):
+    fields = _wire_fields(cls)
+    for field in fields:
         var = f"f_{field.name}"
         if item is not None and field.name == "items":
             code = _ITEMS_CODE
         elif field.name == "symbol":
             code = _SYMBOL_CODE
         else:
-            code = _FIELD_CODE[field.type]
+            code = _FIELD_CODE[_base(field.type)]
         lines.append(code.format(v=var, key=wire_name(field.name)))
         variables.append(var)
     namespace: dict[str, Any] = {
@@ -218,9 +249,11 @@ def _compile(cls: type, item: type | None = None) -> Callable[[Any], Any]:
         # Fill the slots directly: the same object as cls(...) gives (nothing in __init__
         # but plain assignments, checked by _plain), about 25% cheaper per record.
         lines.append("    new = _new(_cls)\n")
-        for field, var in zip(attrs.fields(cls), variables, strict=True):
+        for field, var in zip(fields, variables, strict=True):
             namespace[f"_set_{field.name}"] = getattr(cls, field.name).__set__
             lines.append(f"    _set_{field.name}(new, {var})\n")
+        namespace["_set_raw"] = cls.raw.__set__  # type: ignore[attr-defined]
+        lines.append("    _set_raw(new, None)\n")
         lines.append("    return new\n")
     else:
         lines.append(f"    return _cls({', '.join(variables)})\n")
@@ -272,7 +305,7 @@ def page_server_time(data: Any) -> int | None:
 def to_dict(obj: Any) -> dict[str, Any]:
     """A model as a flat dict with Python field names; amounts as exact strings."""
     out: dict[str, Any] = {}
-    for field in attrs.fields(type(obj)):
+    for field in _wire_fields(type(obj)):
         value = getattr(obj, field.name)
         if isinstance(value, Decimal):
             value = str(value)
