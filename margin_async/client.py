@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from types import TracebackType
@@ -42,13 +43,15 @@ from margin_async.models import (
     TimeInForce,
 )
 from margin_async.pagination import Paginator
-from margin_async.reconcile import CLOCK_TOLERANCE_MS, KnownOrders, find_order
+from margin_async.reconcile import CLOCK_TOLERANCE_MS, KnownOrders, find_order, same_margin
 from margin_async.retry import RetryPolicy
-from margin_async.session import DEFAULT_BASE_URL, Session
+from margin_async.session import DEFAULT_BASE_URL, Exposure, NotKuCoinError, Session
 
 __all__ = ["DEFAULT_PAGE_SIZE", "DEFAULT_PREFETCH", "MarginClient"]
 
 T = TypeVar("T")
+
+_log = logging.getLogger("margin_async")
 
 
 class _Order(Protocol):
@@ -57,7 +60,7 @@ class _Order(Protocol):
     @property
     def order_no(self) -> str: ...
     @property
-    def currency(self) -> str: ...
+    def currency(self) -> str | None: ...
     @property
     def symbol(self) -> str: ...
     @property
@@ -239,21 +242,36 @@ class MarginClient:
         async with self._movement_locks.setdefault(key, asyncio.Lock()):
             offset_before = self._session.clock_offset_ms
             sent_at = self._session.now_ms()
+            exposure = Exposure()
             try:
-                result = parse(await self._session.request(movement.request))
-            except (OutcomeUnknownError, ProtocolError) as lost:
-                # A reply we cannot read may still be the answer to an applied order. A
-                # clock resync while sending moved "now": search from the earlier time.
-                since = sent_at + min(0, self._session.clock_offset_ms - offset_before)
-                earlier = self._unknown.get(key)
                 try:
-                    order = await self._reconcile(
-                        movement, history, since, lost, earlier_unknown=earlier
-                    )
-                except OutcomeUnknownError:
+                    result = parse(await self._session.request(movement.request, exposure))
+                except NotKuCoinError:
+                    raise  # not the exchange: nothing there can have applied it
+                except (OutcomeUnknownError, ProtocolError) as lost:
+                    # A reply we cannot read may still be the answer to an applied order.
+                    # A clock resync while sending moved "now": search from the earlier time.
+                    since = sent_at + min(0, self._session.clock_offset_ms - offset_before)
+                    earlier = self._unknown.get(key)
+                    try:
+                        order = await self._reconcile(
+                            movement, history, since, lost, earlier_unknown=earlier
+                        )
+                    except OutcomeUnknownError:
+                        self._unknown[key] = sent_at
+                        raise
+                    result = from_order(order)
+            except asyncio.CancelledError:
+                if exposure.sent:
+                    # The caller gave up, but the exchange may have applied it: the same
+                    # shadow as an unknown outcome, so a later twin cannot claim its order.
                     self._unknown[key] = sent_at
-                    raise
-                result = from_order(order)
+                    _log.warning(
+                        "cancelled after sending; the outcome is unknown, check the "
+                        "account's history before trying again: %s",
+                        movement.request,
+                    )
+                raise
             self._known.add(result.order_no)
             return result
 
@@ -285,15 +303,17 @@ class MarginClient:
         def matches(order: OrderT) -> bool:
             return bool(
                 order.currency == movement.currency
-                and order.symbol == (movement.symbol or "")
+                and same_margin(order.symbol, movement.symbol)
                 and order.size == movement.size
             )
 
         try:
             found = await find_order(read_recent, matches, self._known)
         except (MarginError, LookupError) as exc:
+            # The history read often fails the way the request did: say it once.
+            why = "the history read failed the same way" if str(exc) == str(lost) else str(exc)
             raise OutcomeUnknownError(
-                f"{lost}; reconciliation could not tell: {exc}. Check the account's "
+                f"{lost}; reconciliation could not tell: {why}. Check the account's "
                 "history before trying again.",
                 movement.request,
             ) from exc

@@ -4,7 +4,8 @@ After an ambiguous failure (timeout, connection reset after sending, HTTP 5xx) t
 client reads the account's history from shortly before the moment it sent the
 request and looks for the order. A record matches when:
 
-- its currency, isolated symbol (``""`` for cross) and requested ``size`` equal ours;
+- its currency, isolated symbol and requested ``size`` equal ours (for cross margin the
+  exchange writes ``""``, ``null`` or ``"DEFAULT"``: all three mean cross);
 - it was created no earlier than ``CLOCK_TOLERANCE_MS`` before we sent (the exchange
   refuses timestamps further off than 5 s, so our clock is at most that far off);
 - its order number is not one this client already knows (returned by an earlier call).
@@ -24,12 +25,24 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol, TypeVar
 
-__all__ = ["CLOCK_TOLERANCE_MS", "KnownOrders", "find_order"]
+__all__ = ["CLOCK_TOLERANCE_MS", "KnownOrders", "find_order", "same_margin"]
 
 _log = logging.getLogger("margin_async")
 
 #: How far before our send time an order of ours may be stamped, ms.
 CLOCK_TOLERANCE_MS = 5_000
+
+
+# How history records spell cross margin (null arrives as "" from the converter).
+_CROSS = frozenset({"", "DEFAULT"})
+
+
+def same_margin(recorded: str | None, requested: str | None) -> bool:
+    """Whether a history record's ``symbol`` is the margin a request asked for
+    (``requested`` is ``None`` for cross margin, else the isolated symbol)."""
+    if requested is None:
+        return recorded is None or recorded in _CROSS
+    return recorded == requested
 
 
 class _Order(Protocol):

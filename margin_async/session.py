@@ -5,53 +5,60 @@ behalf of one account: it signs it, charges the account's rate-limit budget, sen
 it with a per-attempt timeout, decodes the ``{"code", "data"}`` envelope, resends
 what the :class:`~margin_async.retry.RetryPolicy` allows, keeps the clock in step
 with the exchange's, and turns every failure into a :class:`MarginError`.
+
+Money (borrow, repay) is sent on a fresh connection each time, from a connection pool of
+its own: a keep-alive connection that sat idle may have been closed by a gateway without
+our side knowing yet, and a request written on it cannot be proven unsent. A trace of
+each money request tells whether its headers left, so that "never sent" is known, not
+guessed (a connect timeout included).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import time
 from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-import attrs
 from yarl import URL
 
 from margin_async._version import __version__
 from margin_async.auth import Credentials, signed_headers
+from margin_async.envelope import (
+    RATE_LIMIT_CODE,
+    NotKuCoinError,
+    Outcome,
+    decode,
+    int_header,
+)
 from margin_async.errors import (
     ApiError,
-    AuthenticationError,
     ClientClosedError,
-    MarginError,
     OutcomeUnknownError,
     ProtocolError,
     RateLimitError,
-    TimestampError,
     TransportError,
     ValidationError,
 )
 from margin_async.events import ResponseEvent, ResponseHook
-from margin_async.ratelimit import RateBudget
-from margin_async.request import Request
+from margin_async.ratelimit import BudgetExhausted, RateBudget
+from margin_async.redact import Redactor
+from margin_async.request import Request, Safety
 from margin_async.retry import Failure, RetryPolicy
 
-__all__ = ["DEFAULT_BASE_URL", "Session"]
+__all__ = ["DEFAULT_BASE_URL", "Exposure", "NotKuCoinError", "Session"]
 
 _log = logging.getLogger("margin_async")
 
 DEFAULT_BASE_URL = "https://api.kucoin.com"
-_SUCCESS = "200000"
-_TIMESTAMP_CODE = "400002"
-_RATE_LIMIT_CODE = "429000"
-_AUTH_CODES = frozenset({"400001", "400003", "400004", "400005", "400006", "400007"})
-# A history page of 500 records is about 100 KB; anything near this is not our API.
+# A history page of 500 records is about 100 KB; anything near this is not our API. The
+# cap is on the decoded body: a small gzip reply can inflate to gigabytes.
 _MAX_BODY = 16 * 2**20
 # Characters left unencoded in query values: RFC 3986 unreserved, plus "," which is legal
 # in a query and which KuCoin signs as is (currency=BTC,ETH).
@@ -59,25 +66,31 @@ _QUERY_SAFE = "-_.~,"
 _USER_AGENT = f"margin-async/{__version__}"
 # 2001-09-09 .. 2286-11-20: anything outside is not a server clock in milliseconds.
 _EPOCH_MS_RANGE = (10**12, 10**13)
-
-
-@attrs.frozen
-class _Outcome:
-    """The end of one attempt: data on success, else a failure class and the error."""
-
-    data: Any = None
-    error: MarginError | None = None
-    #: ``None`` means the error is final (not worth resending).
-    failure: Failure | None = None
-    clock_refused: bool = False
+_SUCCESS = "200000"
 
 
 def _timeout(value: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
     if isinstance(value, aiohttp.ClientTimeout):
         return value
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise ValidationError("timeout", f"must be seconds > 0 or a ClientTimeout, got {value!r}")
-    return aiohttp.ClientTimeout(total=value)
+    # The connect phase gets its own limit, so that a connection that never completed is
+    # reported as such (ConnectionTimeoutError: not sent), not as a bare total timeout.
+    return aiohttp.ClientTimeout(total=value, connect=value, sock_connect=value)
+
+
+def _remaining(timeout: aiohttp.ClientTimeout, deadline: float | None) -> aiohttp.ClientTimeout:
+    """``timeout`` with its total cut to what is left before ``deadline`` (monotonic)."""
+    if deadline is None or timeout.total is None:
+        return timeout
+    left = max(deadline - time.monotonic(), 0.001)
+    return aiohttp.ClientTimeout(
+        total=left,
+        connect=None if timeout.connect is None else min(timeout.connect, left),
+        sock_read=timeout.sock_read,
+        sock_connect=None if timeout.sock_connect is None else min(timeout.sock_connect, left),
+        ceil_threshold=timeout.ceil_threshold,
+    )
 
 
 # Keys and values made only of characters quote() leaves alone need no quoting (the usual
@@ -90,15 +103,6 @@ def _encode_query(query: tuple[tuple[str, str], ...]) -> str:
     if all(_PLAIN_KEY.fullmatch(k) and _PLAIN_VALUE.fullmatch(v) for k, v in query):
         return "&".join(f"{k}={v}" for k, v in query)
     return "&".join(f"{quote(k, safe='')}={quote(v, safe=_QUERY_SAFE)}" for k, v in query)
-
-
-# One decoder for every reply (json.loads would build a new one per call for parse_float).
-_DECODER = json.JSONDecoder(parse_float=Decimal)
-
-
-def _loads(body: bytes) -> Any:
-    """``json.loads(body, parse_float=Decimal)``, with the decoder built once."""
-    return _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
 
 
 class _Unlimited:
@@ -114,65 +118,60 @@ class _Unlimited:
 _UNLIMITED = _Unlimited()
 
 
-def _int_header(headers: Any, name: str) -> int | None:
-    """A non-negative integer header, or ``None`` if absent or not plain ASCII digits."""
-    value = headers.get(name) if headers is not None else None
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        return int(value)
+class Exposure:
+    """Whether a request may have reached the exchange: ``sent`` turns ``True`` when its
+    bytes may have left, and back to ``False`` when they provably did not."""
+
+    __slots__ = ("sent",)
+
+    def __init__(self) -> None:
+        self.sent = False
+
+
+class _Progress:
+    """How far aiohttp got with one money request (filled in by trace callbacks)."""
+
+    __slots__ = ("headers_sent", "started")
+
+    def __init__(self) -> None:
+        self.started = False
+        self.headers_sent = False
+
+
+def _progress(context: SimpleNamespace) -> _Progress | None:
+    request_context = context.trace_request_ctx
+    if isinstance(request_context, dict):
+        progress = request_context.get("margin_async")
+        if isinstance(progress, _Progress):
+            return progress
     return None
 
 
-def _snippet(body: bytes) -> str:
-    text = body[:200].decode("utf-8", errors="replace")
-    return " ".join(text.split())[:120] or "<empty body>"
+async def _on_request_start(_: Any, context: SimpleNamespace, __: Any) -> None:
+    progress = _progress(context)
+    if progress is not None:
+        progress.started = True
 
 
-def _decode(status: int, body: bytes, headers: Any) -> _Outcome:
-    """Map one HTTP reply to an outcome (never raises)."""
-    try:
-        envelope = _loads(body)
-    except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, deep nesting
-        envelope = None
-    code = envelope.get("code") if isinstance(envelope, dict) else None
-    if isinstance(code, int) and not isinstance(code, bool):
-        code = str(code)
-    if not isinstance(code, str) or not isinstance(envelope, dict):
-        if status == 429:
-            return _Outcome(
-                error=RateLimitError(_RATE_LIMIT_CODE, "Too Many Requests", status),
-                failure=Failure.REFUSED,
-            )
-        if status >= 500:
-            error = TransportError(f"HTTP {status} from the gateway: {_snippet(body)}", status)
-            return _Outcome(error=error, failure=Failure.AMBIGUOUS)
-        what = "not a JSON object" if envelope is None else "a JSON value without a code"
-        return _Outcome(error=ProtocolError(f"HTTP {status}: reply is {what}: {_snippet(body)}"))
-    if code == _SUCCESS and 200 <= status < 300:
-        return _Outcome(data=envelope.get("data"))
-    raw_msg = envelope.get("msg")
-    message = raw_msg if isinstance(raw_msg, str) else "no message"
-    if code == _SUCCESS:
-        return _Outcome(error=ProtocolError(f"HTTP {status} with success code: {message}"))
-    if status == 429 or code == _RATE_LIMIT_CODE:
-        reset_ms = _int_header(headers, "gw-ratelimit-reset")
-        seconds = None if reset_ms is None else reset_ms / 1000
-        return _Outcome(
-            error=RateLimitError(code, message, status, seconds), failure=Failure.REFUSED
-        )
-    if code == _TIMESTAMP_CODE:
-        return _Outcome(error=TimestampError(code, message, status), clock_refused=True)
-    if code in _AUTH_CODES:
-        return _Outcome(error=AuthenticationError(code, message, status))
-    if status >= 500:
-        return _Outcome(error=ApiError(code, message, status), failure=Failure.AMBIGUOUS)
-    return _Outcome(error=ApiError(code, message, status))
+async def _on_headers_sent(_: Any, context: SimpleNamespace, __: Any) -> None:
+    progress = _progress(context)
+    if progress is not None:
+        progress.headers_sent = True
+
+
+def _money_trace() -> aiohttp.TraceConfig:
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(_on_request_start)
+    trace.on_request_headers_sent.append(_on_headers_sent)
+    return trace
 
 
 class Session:
     """Signed, paced, retried requests for one account.
 
     ``http`` is a shared :class:`aiohttp.ClientSession` left open on :meth:`close`;
-    without one, the session creates (and later closes) its own.
+    without one, the session creates (and later closes) its own. Borrow and repay use a
+    small connection pool of the session's own either way (see the module docstring).
     """
 
     def __init__(
@@ -198,6 +197,8 @@ class Session:
         self._base = str(url).rstrip("/")
         self._http = http
         self._owns_http = http is None
+        #: Fresh connections for money, created on the first borrow or repay.
+        self._money_http: aiohttp.ClientSession | None = None
         self._retry = retry if retry is not None else RetryPolicy()
         self._timeout = _timeout(timeout)
         self._budget = budget if budget is not None else RateBudget()
@@ -206,6 +207,10 @@ class Session:
         self._label = label
         self._limiter: AbstractAsyncContextManager[Any] = (
             limiter if limiter is not None else _UNLIMITED
+        )
+        # Everything secret that a reply could echo back: never shown in an error.
+        self._redact = Redactor(
+            (credentials.api_secret, credentials.api_passphrase, credentials._signed_passphrase)
         )
         self._offset_ms = 0
         self._clock_generation = 0
@@ -229,13 +234,24 @@ class Session:
         """This account's rate-limit budget."""
         return self._budget
 
+    @property
+    def base_url(self) -> str:
+        """The API's base URL, without a trailing slash."""
+        return self._base
+
+    def redact(self, text: str) -> str:
+        """``text`` with this account's secrets removed."""
+        return self._redact(text)
+
     def now_ms(self) -> int:
         """The exchange's current time as this session estimates it, epoch ms."""
         return time.time_ns() // 1_000_000 + self._offset_ms
 
     async def close(self) -> None:
-        """Close the HTTP session if this session created it; idempotent."""
+        """Close the HTTP sessions this session created; idempotent."""
         self._closed = True
+        if self._money_http is not None and not self._money_http.closed:
+            await self._money_http.close()
         if self._owns_http and self._http is not None and not self._http.closed:
             await self._http.close()
 
@@ -256,8 +272,12 @@ class Session:
         _log.info("clock synced with the exchange: offset %+d ms", self._offset_ms)
         return self._offset_ms
 
-    async def request(self, request: Request) -> Any:
-        """Send ``request`` under the retry policy and return the envelope's ``data``."""
+    async def request(self, request: Request, exposure: Exposure | None = None) -> Any:
+        """Send ``request`` under the retry policy and return the envelope's ``data``.
+
+        ``exposure``, if given, tells afterwards (or after a cancellation) whether the
+        request may have reached the exchange.
+        """
         limit = self._retry.attempts
         if self._closed:
             raise ClientClosedError("this client is closed; create a new MarginClient")
@@ -267,15 +287,18 @@ class Session:
             + ("?" + _encode_query(request.query) if request.query else ""),
             encoded=True,
         )
+        exposure = exposure if exposure is not None else Exposure()
         attempt = 0
         clock_resent = False
         while True:
             attempt += 1
             generation = self._clock_generation
-            outcome = await self._attempt(request, url, attempt)
+            outcome = await self._attempt(request, url, attempt, exposure)
             error = outcome.error
             if error is None:
                 return outcome.data
+            if outcome.clock_refused or outcome.failure is Failure.REFUSED:
+                exposure.sent = False  # refused before processing: nothing was applied
             if outcome.clock_refused:
                 if clock_resent or request is self._clock_request:
                     raise error
@@ -300,9 +323,12 @@ class Session:
                     ) from error
                 raise error
             delay = self._retry.delay(attempt)
-            if isinstance(error, RateLimitError) and error.retry_after is not None:
-                # The budget learned the reset from this reply and waits for it itself.
-                delay = 0.0
+            if isinstance(error, RateLimitError):
+                # Nothing is left until the window resets: every request of this account
+                # waits for it, and this one sleeps until then (at most the window).
+                self._budget.refused(error.retry_after)
+                if error.retry_after is not None:
+                    delay = error.retry_after
             _log.info(
                 "%s %s failed (%s); resend %d of %d in %.2f s",
                 request.method,
@@ -314,14 +340,24 @@ class Session:
             )
             await asyncio.sleep(delay)
 
-    def _http_session(self) -> aiohttp.ClientSession:
+    def _http_session(self, request: Request) -> aiohttp.ClientSession:
         if self._http is None:
             self._http = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=64), headers={"User-Agent": _USER_AGENT}
             )
         if self._http.closed:
             raise ClientClosedError("the aiohttp.ClientSession behind this client is closed")
-        return self._http
+        if request.safety is not Safety.MONEY:
+            return self._http
+        if self._money_http is None:
+            self._money_http = aiohttp.ClientSession(
+                # A new connection per request, closed after the reply: never a stale one.
+                connector=aiohttp.TCPConnector(limit=8, force_close=True),
+                headers={"User-Agent": _USER_AGENT},
+                trust_env=self._http.trust_env,
+                trace_configs=[_money_trace()],
+            )
+        return self._money_http
 
     def _headers(self, request: Request) -> dict[str, str]:
         if request.signed:
@@ -340,13 +376,34 @@ class Session:
             headers["User-Agent"] = _USER_AGENT
         return headers
 
-    async def _attempt(self, request: Request, url: URL, attempt: int) -> _Outcome:
-        http = self._http_session()
-        await self._budget.acquire(request.weight)
+    async def _attempt(
+        self, request: Request, url: URL, attempt: int, exposure: Exposure
+    ) -> Outcome:
+        http = self._http_session(request)
+        started = time.perf_counter()
+        total = self._timeout.total
+        # The attempt's timeout covers its wait for the rate budget as well.
+        deadline = None if total is None else time.monotonic() + total
+        try:
+            await self._budget.acquire(request.weight, deadline)
+        except BudgetExhausted as exc:
+            wait = "" if exc.wait is None else f" for {exc.wait:.1f} s more"
+            outcome = Outcome(
+                error=RateLimitError(
+                    RATE_LIMIT_CODE,
+                    f"not sent: this account's rate budget is spent{wait}, past this "
+                    f"attempt's timeout of {total} s",
+                    429,
+                    exc.wait,
+                ),
+                failure=Failure.REFUSED,
+            )
+            self._report(request, attempt, None, None, outcome, time.perf_counter() - started)
+            return outcome
         reply_headers: Any = None
         status: int | None = None
-        started = time.perf_counter()
         received_at: float | None = None
+        progress = _Progress()
         try:
             # Signed inside the limiter: a long wait there must not age the timestamp.
             async with self._limiter:
@@ -354,40 +411,58 @@ class Session:
                     raise ClientClosedError("this client was closed while the request waited")
                 started = time.perf_counter()
                 sent_ns = time.time_ns()
+                exposure.sent = True
                 async with http.request(
                     request.method,
                     url,
                     data=request.body or None,
                     headers=self._headers(request),
-                    timeout=self._timeout,
+                    timeout=_remaining(self._timeout, deadline),
                     allow_redirects=False,
+                    trace_request_ctx={"margin_async": progress},
                 ) as response:
                     received_at = time.monotonic()
                     self._last_exchange_ns = (sent_ns, time.time_ns())
                     status = response.status
                     reply_headers = response.headers
                     body = await self._read(response)
-            outcome = _decode(status, body, reply_headers)
+            outcome = decode(status, body, reply_headers, base_url=self._base, redact=self._redact)
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-            outcome = _Outcome(
-                error=TransportError(f"cannot connect to {self._base}: {exc}"),
+            exposure.sent = False
+            outcome = Outcome(
+                error=TransportError(f"cannot connect to {self._base}: {self._text(exc)}"),
                 failure=Failure.NOT_SENT,
             )
         except ProtocolError as exc:
-            outcome = _Outcome(error=exc)
-        except TimeoutError:
-            total = self._timeout.total
-            outcome = _Outcome(
-                error=TransportError(f"no reply within {total} s from {self._base}"),
-                failure=Failure.AMBIGUOUS,
-            )
-        except aiohttp.ClientError as exc:
-            outcome = _Outcome(
-                error=TransportError(
-                    f"connection to {self._base} failed: {type(exc).__name__}: {exc}"
-                ),
-                failure=Failure.AMBIGUOUS,
-            )
+            outcome = Outcome(error=exc)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            if progress.started and not progress.headers_sent:
+                # The trace saw the request begin but no byte of it leave.
+                exposure.sent = False
+                outcome = Outcome(
+                    error=TransportError(
+                        f"could not send to {self._base} within the timeout: "
+                        f"{type(exc).__name__}: {self._text(exc)}"
+                    ),
+                    failure=Failure.NOT_SENT,
+                )
+            elif isinstance(exc, TimeoutError):
+                outcome = Outcome(
+                    error=TransportError(f"no reply within {total} s from {self._base}"),
+                    failure=Failure.AMBIGUOUS,
+                )
+            else:
+                outcome = Outcome(
+                    error=TransportError(
+                        f"connection to {self._base} failed: "
+                        f"{type(exc).__name__}: {self._text(exc)}"
+                    ),
+                    failure=Failure.AMBIGUOUS,
+                )
+        except BaseException:
+            if progress.started and not progress.headers_sent:
+                exposure.sent = False  # cancelled before any byte left
+            raise
         finally:
             self._budget.release(request.weight, reply_headers, received_at)
         self._report(
@@ -395,20 +470,23 @@ class Session:
         )
         return outcome
 
+    def _text(self, exc: BaseException) -> str:
+        return self._redact(str(exc)) or type(exc).__name__
+
     @staticmethod
     async def _read(response: aiohttp.ClientResponse) -> bytes:
         length = response.content_length
-        if length is not None:
-            if length > _MAX_BODY:
-                raise ProtocolError(f"reply of {length} bytes is too large for this API")
-            return await response.read()
+        if length is not None and length > _MAX_BODY:
+            raise ProtocolError(f"reply of {length} bytes is too large for this API")
+        # Read in chunks even when the length is announced: Content-Length counts the
+        # compressed bytes, and what counts against the cap is what they inflate to.
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.content.iter_chunked(2**16):
             size += len(chunk)
             if size > _MAX_BODY:
                 raise ProtocolError(
-                    f"reply larger than {_MAX_BODY} bytes is too large for this API"
+                    f"reply larger than {_MAX_BODY} bytes (decoded) is too large for this API"
                 )
             chunks.append(chunk)
         return b"".join(chunks)
@@ -419,7 +497,7 @@ class Session:
         attempt: int,
         status: int | None,
         headers: Any,
-        outcome: _Outcome,
+        outcome: Outcome,
         latency: float,
     ) -> None:
         if self._on_response is None and not _log.isEnabledFor(logging.DEBUG):
@@ -429,7 +507,7 @@ class Session:
             code = _SUCCESS
         elif isinstance(outcome.error, ApiError):
             code = outcome.error.code
-        remaining = _int_header(headers, "gw-ratelimit-remaining")
+        remaining = int_header(headers, "gw-ratelimit-remaining")
         error = None if outcome.error is None else str(outcome.error)
         _log.debug(
             "%s %s attempt=%d status=%s code=%s latency_ms=%.1f ratelimit_remaining=%s%s",

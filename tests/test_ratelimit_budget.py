@@ -77,7 +77,7 @@ async def test_acquire_waits_for_the_reset() -> None:
     await asyncio.wait_for(task, timeout=5)
     assert order == ["waiting", "acquired"]
     assert b.remaining == 100  # the full quota is back after the reset
-    assert b.seconds_until_reset() == 0
+    assert b.seconds_until_reset() == 0  # the next reply tells when the new window ends
 
 
 async def test_exhausted_window_blocks_until_reset_even_for_light_requests() -> None:
@@ -105,8 +105,31 @@ async def test_new_window_replaces_remaining() -> None:
     b.observe(h(4000, 3990, 29_990))  # the reset is 29 s later: a new window
     assert b.remaining == 3990
     assert b.seconds_until_reset() > 20
-    b.observe(h(6000, 5990, 59_990))  # and a new limit (VIP upgrade) is taken
-    assert (b.limit, b.remaining) == (6000, 5990)
+    b.observe(h(6000, 5990, 29_980))  # a new limit (VIP upgrade) is taken at once
+    assert (b.limit, b.remaining) == (6000, 3990)  # within the window, the smaller figure
+
+
+@pytest.mark.parametrize("reset", [30_001, 60_000, 1_733_000_000_000, 10**17])
+async def test_an_absurd_reset_is_believed_only_up_to_the_window(reset: int) -> None:
+    # An epoch (or any value past the window) in gw-ratelimit-reset froze the account.
+    b = RateBudget()
+    b.observe(h(4000, 0, reset))
+    assert 29 < b.seconds_until_reset() <= 30
+    b.refused(float(reset))
+    assert 29 < b.seconds_until_reset() <= 30
+
+
+async def test_a_wait_past_the_deadline_fails_at_once() -> None:
+    import time
+
+    from margin_async.ratelimit import BudgetExhausted
+
+    b = RateBudget()
+    b.observe(h(4000, 0, 20_000))
+    with pytest.raises(BudgetExhausted) as caught:
+        await b.acquire(15, deadline=time.monotonic() + 1)
+    assert caught.value.wait is not None and 19 < caught.value.wait <= 20.1
+    assert b.remaining == 0  # nothing was charged
 
 
 async def test_a_late_reply_from_an_earlier_window_is_ignored() -> None:
@@ -140,7 +163,35 @@ async def test_missing_or_garbled_headers_ignored(headers: dict[str, str]) -> No
     assert (known.limit, known.remaining) == (4000, 3000)
 
 
-async def test_unknown_quota_lets_one_request_through_at_a_time() -> None:
+async def test_unknown_quota_assumes_the_documented_one() -> None:
+    # Without any gw-ratelimit-* header the budget must not serialise a walk: it starts
+    # from the documented quota (4000 per 30 s) and lets requests run side by side.
+    b = RateBudget()
+    await b.acquire(15)  # the first goes alone: its reply may tell the real figures
+    b.release(15, {"Content-Type": "application/json"})  # it did not
+    for _ in range(8):
+        await asyncio.wait_for(b.acquire(15), timeout=1)
+    for _ in range(8):
+        b.release(15, None)
+    assert (b.limit, b.remaining) == (None, None)  # nothing announced yet
+    assert 0 < b.seconds_until_reset() <= 30  # the window opened with the first request
+
+
+async def test_without_headers_the_assumed_quota_is_enforced_locally() -> None:
+    b = RateBudget(quota=45, window=0.05)
+    await b.acquire(15)
+    b.release(15, None)
+    await b.acquire(15)
+    await b.acquire(15)
+    third = asyncio.create_task(b.acquire(15))
+    await settle()
+    assert not third.done()  # 45 of 45 charged: waits for the local window to reset
+    b.release(15, None)
+    b.release(15, None)
+    await asyncio.wait_for(third, timeout=5)
+
+
+async def test_unknown_quota_lets_the_first_request_through_alone() -> None:
     b = RateBudget()
     await b.acquire(10)
     second = asyncio.create_task(b.acquire(10))
