@@ -19,6 +19,7 @@ import asyncio
 import logging
 import re
 import time
+import zlib
 from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
 from types import SimpleNamespace
@@ -67,6 +68,12 @@ _USER_AGENT = f"margin-async/{__version__}"
 # 2001-09-09 .. 2286-11-20: anything outside is not a server clock in milliseconds.
 _EPOCH_MS_RANGE = (10**12, 10**13)
 _SUCCESS = "200000"
+# zlib's window bits for "gzip or zlib header, detected": both are what servers send for
+# Content-Encoding gzip / deflate.
+_GZIP_OR_ZLIB = 32 + zlib.MAX_WBITS
+# What this client can inflate itself (aiohttp would also ask for br / zstd when their
+# packages are installed, which _read could not bound).
+_ACCEPT_ENCODING = "gzip, deflate"
 
 
 def _timeout(value: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
@@ -370,6 +377,7 @@ class Session:
             )
         else:
             headers = {}
+        headers["Accept-Encoding"] = _ACCEPT_ENCODING
         if request.body:
             headers["Content-Type"] = "application/json"
         if not self._owns_http:
@@ -419,6 +427,7 @@ class Session:
                     headers=self._headers(request),
                     timeout=_remaining(self._timeout, deadline),
                     allow_redirects=False,
+                    auto_decompress=False,
                     trace_request_ctx={"margin_async": progress},
                 ) as response:
                     received_at = time.monotonic()
@@ -478,17 +487,36 @@ class Session:
         length = response.content_length
         if length is not None and length > _MAX_BODY:
             raise ProtocolError(f"reply of {length} bytes is too large for this API")
-        # Read in chunks even when the length is announced: Content-Length counts the
-        # compressed bytes, and what counts against the cap is what they inflate to.
+        # The body is inflated here, not by aiohttp, so that the cap applies to what it
+        # inflates to as it inflates: a gzip reply of 1 MB can hold gigabytes.
+        encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding in ("gzip", "x-gzip", "deflate"):
+            inflater: Any = zlib.decompressobj(_GZIP_OR_ZLIB)
+        elif encoding in ("", "identity"):
+            inflater = None
+        else:
+            raise ProtocolError(f"reply in an encoding this client did not ask for: {encoding}")
         chunks: list[bytes] = []
         size = 0
-        async for chunk in response.content.iter_chunked(2**16):
-            size += len(chunk)
-            if size > _MAX_BODY:
-                raise ProtocolError(
-                    f"reply larger than {_MAX_BODY} bytes (decoded) is too large for this API"
-                )
-            chunks.append(chunk)
+        try:
+            async for chunk in response.content.iter_chunked(2**16):
+                while chunk:
+                    if inflater is None:
+                        data, chunk = chunk, b""
+                    else:
+                        data = inflater.decompress(chunk, _MAX_BODY - size + 1)
+                        chunk = inflater.unconsumed_tail
+                    size += len(data)
+                    if size > _MAX_BODY:
+                        raise ProtocolError(
+                            f"reply larger than {_MAX_BODY} bytes (decoded) is too large "
+                            "for this API"
+                        )
+                    chunks.append(data)
+            if inflater is not None:
+                chunks.append(inflater.flush())
+        except zlib.error as exc:
+            raise ProtocolError(f"reply could not be decoded ({encoding}): {exc}") from None
         return b"".join(chunks)
 
     def _report(
