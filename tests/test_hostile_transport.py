@@ -9,8 +9,8 @@ import json
 import logging
 import time
 import tracemalloc
-from types import SimpleNamespace
 from collections.abc import AsyncIterator, Awaitable, Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
