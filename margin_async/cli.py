@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
+import enum
+import hashlib
+import hmac
 import json
 import logging
 import os
+import shlex
 import signal
 import sys
 import traceback
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -31,7 +36,6 @@ from margin_async.cli_format import FORMATS, Format, Progress, make_writer, rend
 from margin_async.client import MarginClient
 from margin_async.convert import to_dict
 from margin_async.errors import (
-    ApiError,
     AuthenticationError,
     MarginError,
     OutcomeUnknownError,
@@ -40,7 +44,14 @@ from margin_async.errors import (
     ValidationError,
 )
 from margin_async.events import ResponseEvent
-from margin_async.models import BorrowOrder, InterestRecord, Page, RepayOrder
+from margin_async.models import (
+    BorrowOrder,
+    BorrowResult,
+    InterestRecord,
+    Page,
+    RepayOrder,
+    RepayResult,
+)
 from margin_async.retry import RetryPolicy
 from margin_async.session import DEFAULT_BASE_URL
 
@@ -99,10 +110,12 @@ exit status:
   {EXIT_AUTH:<4} authentication refused (key, secret, passphrase, IP allow-list, permission)
   {EXIT_RATE_LIMIT:<4} rate limit still exceeded after retries
   {EXIT_NETWORK:<4} network failure after retries (cannot connect, timeout, gateway error)
-  {EXIT_OUTCOME_UNKNOWN:<4} outcome unknown: a borrow/repay may or may not have executed;
-       check the history before trying again
+  {EXIT_OUTCOME_UNKNOWN:<4} outcome unknown: a borrow/repay may or may not have executed (its
+       answer was lost, or it was interrupted once under way); check the history
+       (margin-async history borrow|repay --currency C) before trying again
   {EXIT_API:<4} other API error (a KuCoin error code, an unexpected reply, clock refused)
-  {EXIT_INTERRUPTED:<4} interrupted (Ctrl-C)
+  {EXIT_INTERRUPTED:<4} interrupted (Ctrl-C); for borrow/repay, only before the request was
+       under way (at the prompt): once it may have been sent, Ctrl-C exits 6
   {EXIT_BROKEN_PIPE:<4} the reader of the output went away (e.g. | head)
 
 examples:
@@ -113,6 +126,7 @@ examples:
 """
 
 _log = logging.getLogger("margin_async")
+_asyncio_log = logging.getLogger("asyncio")
 
 # Amounts seeded into the embedded fake of --sandbox (small: it starts on every command).
 _SANDBOX_BORROWS = 1000
@@ -123,6 +137,63 @@ _DEMO_RECORDS = 20_000
 
 class UsageError(Exception):
     """A mistake of the command line or its environment (exit status 2)."""
+
+
+# -- what one run knows: its secrets, and where its borrow/repay stands -------------------
+
+_REDACTED = "[redacted]"
+
+
+class _Money(enum.Enum):
+    """Where the borrow/repay of this run stands, for an interrupt to report."""
+
+    #: Not started: an interrupt now sends nothing (exit 130).
+    NOT_STARTED = "not started"
+    #: Started, outcome not known: it may have been sent and applied (exit 6).
+    IN_FLIGHT = "in flight"
+    #: Its outcome is known and was reported (a result written, or a refusal raised).
+    SETTLED = "settled"
+
+
+@attrs.define
+class _RunState:
+    """State of one ``main`` run that outlives the event loop (read after Ctrl-C)."""
+
+    money: _Money = _Money.NOT_STARTED
+    _forms: set[str] = attrs.field(factory=set, init=False)
+
+    def add_secret(self, secret: str) -> None:
+        """Never print ``secret`` (nor its JSON- or repr-escaped spellings)."""
+        if secret:
+            self._forms |= {secret, json.dumps(secret)[1:-1], repr(secret)[1:-1]}
+
+    def add_credentials(self, creds: Credentials) -> None:
+        """Never print the secret, the passphrase or the signed passphrase header.
+
+        The API key is no secret (it is in ``repr(Credentials)`` and in the exchange's
+        own messages), so it is left alone.
+        """
+        self.add_secret(creds.api_secret)
+        self.add_secret(creds.api_passphrase)
+        # The KC-API-PASSPHRASE header, reusable on its own: a reply may echo it back.
+        mac = hmac.new(creds.api_secret.encode(), creds.api_passphrase.encode(), hashlib.sha256)
+        self.add_secret(base64.b64encode(mac.digest()).decode())
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every known secret replaced by ``[redacted]``."""
+        # Longest first: an escaped spelling can contain the raw one.
+        for form in sorted(self._forms, key=len, reverse=True):
+            text = text.replace(form, _REDACTED)
+        return text
+
+
+def _run_state(args: argparse.Namespace) -> _RunState:
+    """The state of the run ``args`` belong to (created by :func:`main`)."""
+    state = getattr(args, "_run_state", None)
+    if not isinstance(state, _RunState):
+        state = _RunState()
+        args._run_state = state
+    return state
 
 
 # -- exit codes ---------------------------------------------------------------------------
@@ -251,6 +322,10 @@ _CREDENTIAL_KEYS = {
 }
 
 
+#: One ``field = value`` of a credentials file, and where it is (``"line 3"``).
+_Entry = tuple[str, object, str]
+
+
 def _unquote(value: str) -> str:
     value = value.strip()
     if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
@@ -258,49 +333,92 @@ def _unquote(value: str) -> str:
     return value
 
 
-def _parse_credential_text(text: str, path: str) -> dict[str, str]:
-    # Messages name keys and line numbers only: a value here may be a secret.
-    raw: dict[str, Any]
+_KEY_LIST = "api_key, api_secret, api_passphrase, key_version"
+# A value this short is not worth hiding from a message, and would hide ordinary words.
+_MIN_HIDDEN = 4
+
+
+def _credential_entries(text: str, refuse: Callable[[str], NoReturn]) -> list[_Entry]:
+    """The ``(field, value, where)`` entries of a JSON or KEY=VALUE credentials file."""
+    entries: list[_Entry] = []
     if text.lstrip().startswith("{"):
         try:
-            raw = json.loads(text)
+            # Pairs, not a dict: a key given twice must be seen, not silently overwritten.
+            pairs = json.loads(text, object_pairs_hook=list)
         except json.JSONDecodeError as exc:
-            # The message names the position only; the document may hold a secret.
-            raise UsageError(
-                f"credentials file {path} is not valid JSON (line {exc.lineno})"
-            ) from None
-        if not isinstance(raw, dict):
-            raise UsageError(f"credentials file {path} must hold a JSON object")
-    else:
-        raw = {}
-        for number, line in enumerate(text.splitlines(), start=1):
-            stripped = line.strip()
-            if not stripped or stripped.startswith("#"):
-                continue
-            stripped = stripped.removeprefix("export ").strip()
-            name, sep, value = stripped.partition("=")
-            if not sep:
-                raise UsageError(f"credentials file {path}, line {number}: expected KEY=VALUE")
-            raw[name.strip()] = _unquote(value)
-    fields: dict[str, str] = {}
-    for name, value in raw.items():
-        field = _CREDENTIAL_KEYS.get(str(name).strip().lower())
+            # The position only: the document may hold a secret.
+            refuse(f" is not valid JSON (line {exc.lineno})")
+        except (ValueError, RecursionError):  # an absurd number, absurd nesting
+            refuse(" is not valid JSON")
+        if not isinstance(pairs, list):
+            refuse(" must hold a JSON object")
+        for index, (name, value) in enumerate(pairs, start=1):
+            where = f"JSON key {index}"
+            field = _CREDENTIAL_KEYS.get(str(name).strip().lower())
+            if field is None:
+                refuse(f", {where}: unknown key (expected {_KEY_LIST})")
+            entries.append((field, value, where))
+        return entries
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        stripped = stripped.removeprefix("export ").strip()
+        name, sep, value = stripped.partition("=")
+        where = f"line {number}"
+        if not sep:
+            refuse(f", {where}: expected KEY=VALUE")
+        if not name.strip():
+            refuse(f", {where}: no key name before '='")
+        field = _CREDENTIAL_KEYS.get(name.strip().lower())
         if field is None:
-            raise UsageError(
-                f"credentials file {path}: unknown key {name!r} (expected api_key, "
-                "api_secret, api_passphrase, key_version)"
-            )
+            refuse(f", {where}: unknown key (expected {_KEY_LIST})")
+        entries.append((field, _unquote(value), where))
+    return entries
+
+
+def _credentials_from_text(text: str, path: str) -> Credentials:
+    """The credentials in ``text`` (the content of the file ``path``).
+
+    A refusal says where (a line, a JSON key's position) and what is wrong, and never
+    shows any of the file's text: a line without a key name, or whose "key" is the text
+    before a ``=`` inside a base64 value, may well be a secret pasted alone.
+    """
+
+    def refuse(problem: str) -> NoReturn:
+        raise UsageError(f"credentials file {path}{problem}")
+
+    fields: dict[str, str] = {}
+    seen: dict[str, str] = {}
+    for field, value, where in _credential_entries(text, refuse):
+        if field in seen:
+            refuse(f", {where}: {field} is given twice (also at {seen[field]})")
+        seen[field] = where
         if isinstance(value, bool) or not isinstance(value, str | int):
-            raise UsageError(f"credentials file {path}: {name!r} must be a string")
-        fields[field] = str(value)
+            refuse(f", {where}: {field} must be a string")
+        fields[field] = str(value).strip() if field == "key_version" else str(value)
     missing = [f for f in ("api_key", "api_secret", "api_passphrase") if not fields.get(f)]
     if missing:
-        raise UsageError(f"credentials file {path} lacks {', '.join(missing)}")
-    return fields
+        refuse(f" lacks {', '.join(missing)}")
+    version = fields.get("key_version", "3")
+    if version not in ("2", "3"):
+        refuse(f", {seen['key_version']}: key_version must be 2 or 3")
+    key, secret, passphrase = fields["api_key"], fields["api_secret"], fields["api_passphrase"]
+    try:
+        return Credentials(key, secret, passphrase, int(version))
+    except ValidationError as exc:
+        reason = str(exc).removeprefix(f"{exc.argument}: ")
+        if any(len(v) >= _MIN_HIDDEN and v in reason for v in (key, secret, passphrase)):
+            reason = "is not valid"
+        place = f", {seen[exc.argument]}" if exc.argument in seen else ""
+        refuse(f"{place}: {exc.argument} {reason}")
 
 
 def load_credentials_file(path: str) -> Credentials:
-    """Read credentials from ``path``, refusing a file others may read (like ssh)."""
+    """Read credentials from ``path``, refusing a file others may read (like ssh).
+
+    No error message shows any of the file's content (see :func:`_credentials_from_text`).
+    """
     try:
         mode = os.stat(path).st_mode
     except OSError as exc:
@@ -316,26 +434,22 @@ def load_credentials_file(path: str) -> Credentials:
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise UsageError(f"cannot read credentials file {path}: {reason}") from None
-    fields = _parse_credential_text(text, path)
-    version_text = fields.get("key_version", "3")
-    if not version_text.isdigit():
-        raise UsageError(f"credentials file {path}: key_version must be 2 or 3")
-    try:
-        return Credentials(
-            fields["api_key"],
-            fields["api_secret"],
-            fields["api_passphrase"],
-            int(version_text),
-        )
-    except ValidationError as exc:
-        raise UsageError(f"credentials file {path}: {exc}") from None
+    return _credentials_from_text(text, path)
 
 
 def _credentials(args: argparse.Namespace) -> Credentials:
+    state = _run_state(args)
     if args.credentials:
-        return load_credentials_file(args.credentials)
+        creds = load_credentials_file(args.credentials)
+        state.add_credentials(creds)
+        return creds
+    # Hidden before they are checked: whatever the checks say can never show them.
+    for name in ("KUCOIN_API_SECRET", "KUCOIN_API_PASSPHRASE"):
+        state.add_secret(os.environ.get(name, ""))
     try:
-        return Credentials.from_env()
+        creds = Credentials.from_env()
+        state.add_credentials(creds)
+        return creds
     except ValidationError as exc:
         raise UsageError(
             f"no credentials: {exc} (set KUCOIN_API_KEY, KUCOIN_API_SECRET and "
@@ -387,6 +501,7 @@ async def _client(args: argparse.Namespace) -> AsyncIterator[MarginClient]:
 
     async with FakeKuCoin() as fake:
         creds = await _sandbox_account(fake, _SANDBOX_BORROWS)
+        _run_state(args).add_credentials(creds)
         async with MarginClient(
             creds, base_url=fake.url, retry=retry, timeout=args.timeout, label="sandbox"
         ) as client:
@@ -466,27 +581,83 @@ class _Declined(Exception):
     """The user answered no: nothing was sent (exit 1)."""
 
 
-async def _cmd_borrow(args: argparse.Namespace) -> None:
-    async with _client(args) as client:
-        result = await client.borrow(
-            args.currency,
-            args.size,
-            args.tif,
-            symbol=args.symbol,
-            is_isolated=args.isolated,
-            is_hf=args.hf,
-        )
+async def _move_money(
+    args: argparse.Namespace, call: Awaitable[BorrowResult | RepayResult]
+) -> None:
+    """Await ``call`` (the borrow or repay, not yet started) and write its result.
+
+    From the moment it starts until its outcome is reported, the run's money state is
+    IN_FLIGHT: the CLI cannot know whether the request's bytes left, so an interrupt
+    then is an unknown outcome (exit 6), not a plain 130.
+    """
+    state = _run_state(args)
+    state.money = _Money.IN_FLIGHT
+    try:
+        result = await call
+    except OutcomeUnknownError:
+        raise  # still unknown (exit 6 either way)
+    except MarginError:
+        # Any other MarginError of a borrow/repay means it was not applied (the SDK
+        # reconciles every ambiguous failure into a match or OutcomeUnknownError).
+        state.money = _Money.SETTLED
+        raise
+    # Written before the client closes: an interrupt while closing loses no result.
     row = {"currency": args.currency, "size": str(args.size), **to_dict(result)}
     _write_rows(args, [row])
+    sys.stdout.flush()
+    state.money = _Money.SETTLED
+
+
+async def _cmd_borrow(args: argparse.Namespace) -> None:
+    async with _client(args) as client:
+        await _move_money(
+            args,
+            client.borrow(
+                args.currency,
+                args.size,
+                args.tif,
+                symbol=args.symbol,
+                is_isolated=args.isolated,
+                is_hf=args.hf,
+            ),
+        )
 
 
 async def _cmd_repay(args: argparse.Namespace) -> None:
     async with _client(args) as client:
-        result = await client.repay(
-            args.currency, args.size, symbol=args.symbol, is_isolated=args.isolated, is_hf=args.hf
+        await _move_money(
+            args,
+            client.repay(
+                args.currency,
+                args.size,
+                symbol=args.symbol,
+                is_isolated=args.isolated,
+                is_hf=args.hf,
+            ),
         )
-    row = {"currency": args.currency, "size": str(args.size), **to_dict(result)}
-    _write_rows(args, [row])
+
+
+def _history_command(args: argparse.Namespace) -> str | None:
+    """The command that shows the history a borrow/repay would appear in (``None`` with
+    --sandbox: its exchange ends with the command)."""
+    if args.sandbox:
+        return None
+    command = [PROG, "history", args.command, "--currency", args.currency]
+    if args.isolated:
+        command += ["--isolated", "--symbol", args.symbol]
+    if args.credentials:
+        command += ["--credentials", args.credentials]
+    if args.base_url:
+        command += ["--base-url", args.base_url]
+    return shlex.join(command)
+
+
+def _check_history(args: argparse.Namespace) -> str:
+    """What to do about a borrow/repay whose outcome is unknown."""
+    command = _history_command(args)
+    if command is None:
+        return "the --sandbox exchange ended with this command, so there is nothing to check"
+    return f"check the history ({command}) before trying again"
 
 
 async def _cmd_leverage(args: argparse.Namespace) -> None:
@@ -925,30 +1096,46 @@ def _question(args: argparse.Namespace) -> str:
     return f"Repay {args.size} {args.currency} ({_mode(args)}{flags}){where}?"
 
 
+class _ScrubbingFormatter(logging.Formatter):
+    """Formats a record (and its traceback), then removes the run's secrets from it."""
+
+    def __init__(self, state: _RunState) -> None:
+        super().__init__(f"{PROG}: %(levelname)s: %(name)s: %(message)s")
+        self._state = state
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self._state.scrub(super().format(record))
+
+
 @contextlib.contextmanager
-def _logging_to_stderr(debug: bool) -> Iterator[None]:
+def _logging_to_stderr(debug: bool, state: _RunState) -> Iterator[None]:
     """margin_async's log on stderr (DEBUG with --debug, else warnings only) while the
     command runs; the logger is restored afterwards, as ``main`` may run in-process."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(f"{PROG}: %(levelname)s: %(name)s: %(message)s"))
-    level, propagate = _log.level, _log.propagate
-    _log.addHandler(handler)
-    _log.setLevel(logging.DEBUG if debug else logging.WARNING)
-    # Not also through the root logger: each message once, in our format.
-    _log.propagate = False
+    handler.setFormatter(_ScrubbingFormatter(state))
+    # asyncio's own reports ("Task exception was never retrieved") can quote an error
+    # message too: they go through the same scrubbing handler, warnings only.
+    levels = {_log: logging.DEBUG if debug else logging.WARNING, _asyncio_log: logging.WARNING}
+    saved = [(logger, logger.level, logger.propagate) for logger in levels]
+    for logger, level in levels.items():
+        logger.addHandler(handler)
+        logger.setLevel(level)
+        # Not also through the root logger: each message once, in our format.
+        logger.propagate = False
     try:
         yield
     finally:
-        _log.removeHandler(handler)
-        _log.setLevel(level)
-        _log.propagate = propagate
+        for logger, level, propagate in saved:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+            logger.propagate = propagate
 
 
-def _fail(message: str, code: int) -> int:
+def _fail(state: _RunState, message: str, code: int) -> int:
     # Whatever was already written to stdout goes first, so the error comes last.
     with contextlib.suppress(OSError):
         sys.stdout.flush()
-    sys.stderr.write(f"{PROG}: error: {message}\n")
+    sys.stderr.write(state.scrub(f"{PROG}: error: {message}\n"))
     return code
 
 
@@ -956,11 +1143,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status (the console script exits with it)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    with _logging_to_stderr(args.debug):
-        return _main(args)
+    state = _run_state(args)
+    with _logging_to_stderr(args.debug, state):
+        return _main(args, state)
 
 
-def _main(args: argparse.Namespace) -> int:
+def _interrupted(args: argparse.Namespace, state: _RunState) -> int:
+    """Report Ctrl-C: exit 6 once a borrow/repay may have been sent, else 130."""
+    sys.stderr.write("\n")
+    if state.money is _Money.IN_FLIGHT:
+        return _fail(
+            state,
+            f"interrupted while the {args.command} was under way: outcome unknown: the "
+            f"{args.command} may or may not have been applied; {_check_history(args)}",
+            EXIT_OUTCOME_UNKNOWN,
+        )
+    if state.money is _Money.NOT_STARTED and args.command in ("borrow", "repay"):
+        sys.stderr.write(f"{PROG}: interrupted; the {args.command} was not sent\n")
+    else:
+        sys.stderr.write(f"{PROG}: interrupted\n")
+    return EXIT_INTERRUPTED
+
+
+def _main(args: argparse.Namespace, state: _RunState) -> int:
     try:
         _check(args)
         if args.command in ("borrow", "repay"):
@@ -972,9 +1177,8 @@ def _main(args: argparse.Namespace) -> int:
     except _Declined:
         sys.stderr.write("Not confirmed; nothing was sent.\n")
         return 1
-    except KeyboardInterrupt:
-        sys.stderr.write(f"\n{PROG}: interrupted\n")
-        return EXIT_INTERRUPTED
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        return _interrupted(args, state)
     except BrokenPipeError:
         # The reader left (| head). Point stdout at devnull so the interpreter's final
         # flush does not fail again, and end quietly, as shell tools do.
@@ -984,21 +1188,22 @@ def _main(args: argparse.Namespace) -> int:
         return EXIT_BROKEN_PIPE
     except Exception as exc:
         if args.debug:
-            traceback.print_exc()
+            sys.stderr.write(state.scrub(traceback.format_exc()))
         if isinstance(exc, UsageError | MarginError):
-            message = str(exc)
-            if isinstance(exc, ApiError):
-                message += _hint(exc)
-            return _fail(message, exit_code(exc))
+            return _fail(state, str(exc) + _hint(args, exc), exit_code(exc))
         return _fail(
+            state,
             f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)",
             EXIT_INTERNAL,
         )
 
 
-def _hint(error: ApiError) -> str:
+def _hint(args: argparse.Namespace, error: Exception) -> str:
     if isinstance(error, AuthenticationError):
         return " (check the API key, secret, passphrase, key version and IP allow-list)"
+    if isinstance(error, OutcomeUnknownError) and args.command in ("borrow", "repay"):
+        command = _history_command(args)
+        return "" if command is None else f" (look it up with: {command})"
     return ""
 
 
