@@ -150,7 +150,13 @@ class MarginClient:
         await self.close()
 
     async def close(self) -> None:
-        """Close the client (and its HTTP session, if it created it). Idempotent."""
+        """Close the client (and its HTTP session, if it created it). Idempotent.
+
+        History walks and follow streams still open stop fetching pages first.
+        """
+        from margin_async.history import close_walks
+
+        await close_walks(self._session)
         await self._session.close()
 
     @property

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from aioresponses import CallbackResult, aioresponses
-from helpers import BORROW_PATH, client, ok, url_re, walk_pages
+from helpers import BORROW_PATH, borrow_item, client, ok, page, url_re
 
 from margin_async import Page, Paginator, ValidationError
 
@@ -290,8 +290,25 @@ def test_prefetch_validated(prefetch: Any) -> None:
 # -- through MarginClient --------------------------------------------------------------
 
 
+def _walk_pages(total: int, per_page: int = 2) -> list[dict[str, Any]]:
+    """``total`` pages of ``per_page`` borrow orders, with paging fields that agree."""
+    return [
+        page(
+            [
+                borrow_item(orderNo=f"{n:04d}-{i}", createdTime=1729657580449 - n * 1000 - i)
+                for i in range(per_page)
+            ],
+            current_page=n,
+            page_size=per_page,
+            total_num=total * per_page,
+            total_page=total,
+        )
+        for n in range(1, total + 1)
+    ]
+
+
 def _paged_callback(total: int, seen: list[dict[str, str]]) -> Callable[..., Any]:
-    pages = list(walk_pages(total))
+    pages = _walk_pages(total)
 
     async def callback(url: Any, **_: Any) -> CallbackResult:
         query = dict(url.query)
