@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
 from collections.abc import Mapping
 from decimal import Decimal
@@ -15,6 +16,7 @@ from kucoin_wire import b64hmac, call, kc_headers, send
 
 from margin_async.auth import Credentials
 from margin_async.testing import FakeKuCoin
+from margin_async.testing import server as fake_server
 
 BORROW = "/api/v3/margin/borrow"
 HISTORY = "/api/v3/margin/borrow?currency=USDT"
@@ -55,6 +57,57 @@ async def test_weights_and_headers(
     assert 0 < reset <= 30_000
     _, headers, _ = await call(http, fake, creds, method, target, body)
     assert limits(headers)[1] == 4000 - 2 * weight
+
+
+class SteppedClock:
+    """Stands in for the ``time`` module inside the fake's server: a monotonic clock the
+    test sets to the nanosecond, and the real wall clock (the timestamp check needs it)."""
+
+    def __init__(self) -> None:
+        self.ns = 0
+
+    def monotonic_ns(self) -> int:
+        return self.ns
+
+    def monotonic(self) -> float:
+        return self.ns / 1e9
+
+    @staticmethod
+    def time_ns() -> int:
+        return time.time_ns()
+
+
+# Monotonic readings (ns) at which float milliseconds made a fresh window's reset read
+# 30001 (start + 30000 - start rounded up past 30000); then a seeded spread of others.
+FLOAT_TRAPS = [4_180_786_039_377, 16_766_445_615_464, 268_414_077_330_298]
+SPREAD = [random.Random(seed).randrange(10**9, 10**16) for seed in range(12)]
+MS = 1_000_000
+
+
+@pytest.mark.parametrize("start_ns", FLOAT_TRAPS + SPREAD)
+async def test_reset_is_exact_on_a_controlled_clock(
+    fake: FakeKuCoin,
+    http: aiohttp.ClientSession,
+    monkeypatch: pytest.MonkeyPatch,
+    start_ns: int,
+) -> None:
+    clock = SteppedClock()
+    monkeypatch.setattr(fake_server, "time", clock)
+    creds = fake.add_account()
+
+    async def reset_at(ns: int) -> int:
+        clock.ns = ns
+        _, headers, _ = await call(http, fake, creds, "GET", HISTORY)
+        return limits(headers)[2]
+
+    # What is left of the 30000 ms window, rounded up to a whole millisecond.
+    assert await reset_at(start_ns) == 30_000
+    assert await reset_at(start_ns + 1) == 30_000
+    assert await reset_at(start_ns + MS) == 29_999
+    assert await reset_at(start_ns + MS + 1) == 29_999
+    assert await reset_at(start_ns + 12_345 * MS + 678) == 17_655
+    assert await reset_at(start_ns + 30_000 * MS - 1) == 1
+    assert await reset_at(start_ns + 30_000 * MS) == 30_000  # a new window starts
 
 
 async def test_429_when_the_weight_does_not_fit(

@@ -281,8 +281,8 @@ class Account:
         self.debt_leverage: dict[str, Decimal] = {}
         self.seed_calls = 0
         self._last_time: dict[HistoryKind, int] = {}
-        #: Start of the current rate-limit window (monotonic ms) and weight used in it.
-        self.window_start: float | None = None
+        #: Start of the current rate-limit window (monotonic ns) and weight used in it.
+        self.window_start: int | None = None
         self.window_used = 0
 
     def position(self, currency: str, symbol: str) -> Position:

@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import re
 import secrets
 import time
@@ -786,11 +785,14 @@ class FakeKuCoin:
 
     def _charge(self, account: Account, weight: int) -> tuple[bool, dict[str, str]]:
         """Spend ``weight`` from the account's window; the reply's rate-limit headers."""
-        now = time.monotonic() * 1000
-        if account.window_start is None or now >= account.window_start + self._window_ms:
+        # Integer nanoseconds: with float milliseconds, start + window - now could round
+        # to just above the window and ceil() made the reset read 30001 for 30000.
+        now = time.monotonic_ns()
+        window_ns = self._window_ms * 1_000_000
+        if account.window_start is None or now >= account.window_start + window_ns:
             account.window_start = now
             account.window_used = 0
-        reset = math.ceil(account.window_start + self._window_ms - now)
+        reset = -(-(account.window_start + window_ns - now) // 1_000_000)  # ceil, in ms
         remaining = self._quota - account.window_used
         if weight > remaining:
             return False, self._limit_headers(0, reset)
