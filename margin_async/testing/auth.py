@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 
 import attrs
@@ -36,6 +37,9 @@ AUTH_HEADERS = (
 _SIGNED_VERSIONS = frozenset({"2", "3"})
 #: How far (milliseconds) a request timestamp may be from the server clock.
 TIMESTAMP_TOLERANCE_MS = 5000
+# ASCII digits only, and few enough for int(): str.isdigit() passes "²" and fullwidth
+# digits, and int() refuses more than 4300 digits.
+_TIMESTAMP_TEXT = re.compile(r"[0-9]{1,20}")
 
 
 def hmac_b64(secret: str, message: bytes) -> str:
@@ -110,7 +114,10 @@ def verify(
         return _MISSING
     version = headers.get("KC-API-KEY-VERSION", "")
     timestamp = values["KC-API-TIMESTAMP"]
-    if not timestamp.isdigit() or abs(int(timestamp) - now_ms) > TIMESTAMP_TOLERANCE_MS:
+    if (
+        not _TIMESTAMP_TEXT.fullmatch(timestamp)
+        or abs(int(timestamp) - now_ms) > TIMESTAMP_TOLERANCE_MS
+    ):
         return _BAD_TIMESTAMP
     record = keys.get(values["KC-API-KEY"])
     if record is None:

@@ -9,6 +9,8 @@ from typing import Final, Literal, get_args
 
 import attrs
 
+from margin_async.testing.checks import check_int, check_seconds
+
 __all__ = [
     "AFTER_KINDS",
     "BEFORE_KINDS",
@@ -34,6 +36,8 @@ BEFORE_KINDS: Final = frozenset({"5xx", "rate_limit", "drop_before"})
 #: Faults applied after the request was fully processed (money may have moved).
 AFTER_KINDS: Final = frozenset({"apply_then_5xx", "apply_then_drop", "apply_then_stall"})
 _RANDOM_STATUSES: Final = (502, 503, 504)
+_MAX_TIMES: Final = 10**9
+_MAX_RESET_MS: Final = 10**18 - 1
 
 
 @attrs.define
@@ -59,8 +63,8 @@ class Fault:
         return route == self.route if self.route is not None else signed
 
 
-def _check_kind(kind: str) -> FaultKind:
-    if kind not in _KINDS:
+def _check_kind(kind: object) -> FaultKind:
+    if not isinstance(kind, str) or kind not in _KINDS:
         raise ValueError(f"unknown fault kind {kind!r}; expected one of {sorted(_KINDS)}")
     return kind  # type: ignore[return-value]
 
@@ -88,23 +92,42 @@ class FaultPlan:
     ) -> None:
         """Queue ``times`` faults of ``kind`` for requests matching ``route``."""
         checked = _check_kind(kind)
-        if times < 1:
-            raise ValueError(f"times must be >= 1, got {times}")
-        if not 500 <= status <= 599:
-            raise ValueError(f"status must be a 5xx HTTP status, got {status}")
-        if route is not None and (len(route.split(" ")) != 2 or not route.split(" ")[1]):
+        check_int(times, "times", 1, _MAX_TIMES)
+        check_int(status, "status", 500, 599)
+        if route is not None and (
+            not isinstance(route, str)
+            or len(route.split(" ")) != 2
+            or not route.split(" ")[1].startswith("/")
+        ):
             raise ValueError(f"route must look like 'POST /api/v3/margin/borrow', got {route!r}")
-        self._queue.append(Fault(checked, route, times, status, stall, latency, reset_ms))
+        fault = Fault(
+            checked,
+            route,
+            times,
+            status,
+            check_seconds(stall, "stall"),
+            check_seconds(latency, "latency"),
+            # Any reset up to what a header can carry: an absurd one is a reply the
+            # client under test must survive, so the fake serves it on request.
+            check_int(reset_ms, "reset_ms", 0, _MAX_RESET_MS),
+        )
+        self._queue.append(fault)
 
     def set_rate(
         self, probability: float, kinds: Iterable[str], *, seed: int, latency: float
     ) -> None:
         """Give each read request a ``probability`` chance of one fault drawn from ``kinds``."""
+        if isinstance(probability, bool) or not isinstance(probability, int | float):
+            raise TypeError(f"probability must be a number, got {probability!r}")
         if not 0.0 <= probability <= 1.0:
             raise ValueError(f"probability must be within 0..1, got {probability}")
+        if isinstance(kinds, str):
+            raise TypeError("kinds must be an iterable of kinds, not one str")
         checked = tuple(_check_kind(kind) for kind in kinds)
         if probability > 0 and not checked:
             raise ValueError("kinds must not be empty")
+        check_int(seed, "seed", -(2**63), 2**63 - 1)
+        latency = check_seconds(latency, "latency")
         self._probability = probability
         self._kinds = checked
         self._rng = random.Random(seed)

@@ -15,13 +15,14 @@ import json
 import random
 from bisect import bisect_left, bisect_right, insort_right
 from collections.abc import Callable, Sequence
-from decimal import ROUND_UP, Decimal
+from decimal import ROUND_UP, Decimal, localcontext
 from operator import attrgetter
 from typing import Final, Literal
 
 import attrs
 
 from margin_async.testing.auth import KeyRecord
+from margin_async.testing.checks import ARITHMETIC
 
 __all__ = [
     "DEFAULT_DAY_RATIO",
@@ -57,7 +58,8 @@ _CT = attrgetter("created_time")
 
 def plain(value: Decimal) -> str:
     """Plain digits, no exponent, no trailing zeros (``1E+1`` -> ``10``, ``0.50`` -> ``0.5``)."""
-    text = format(value.normalize(), "f")
+    # The wide context: normalize() rounds to the context's precision.
+    text = format(value.normalize(ARITHMETIC), "f")
     return "0" if text in ("-0", "0") else text
 
 
@@ -353,20 +355,26 @@ class Exchange:
         """Apply a borrow: IOC fills what is available, FOK all or nothing.
 
         Raises :class:`Refusal` ``130101`` when nothing (IOC) or not all (FOK) can be lent.
+        Everything that can fail is computed before the first change.
         """
-        position = account.position(currency, symbol)
-        available = self.pool(currency)
-        if account.borrow_limit is not None:
-            available = min(available, account.borrow_limit - position.principal)
-        filled = min(size, max(available, Decimal(0)))
-        if filled <= 0 or (time_in_force == "FOK" and filled < size):
-            raise Refusal(
-                "130101",
-                f"Insufficient lendable {currency}: requested {plain(size)}, "
-                f"available {plain(max(available, Decimal(0)))}",
-            )
-        position.principal += filled
-        self.liquidity[currency] = self.pool(currency) - filled
+        with localcontext(ARITHMETIC):
+            held = account.positions.get((currency, symbol))
+            principal = Decimal(0) if held is None else held.principal
+            available = self.pool(currency)
+            if account.borrow_limit is not None:
+                available = min(available, account.borrow_limit - principal)
+            filled = min(size, max(available, Decimal(0)))
+            if filled <= 0 or (time_in_force == "FOK" and filled < size):
+                raise Refusal(
+                    "130101",
+                    f"Insufficient lendable {currency}: requested {plain(size)}, "
+                    f"available {plain(max(available, Decimal(0)))}",
+                )
+            values = (plain(size), plain(filled), "SUCCESS")
+            pool = self.pool(currency) - filled
+            position = account.position(currency, symbol)
+            position.principal += filled
+        self.liquidity[currency] = pool
         now = account.stamp("borrow", self.clock())
         seq = self._next_seq()
         entry = LedgerEntry(
@@ -374,7 +382,6 @@ class Exchange:
             Decimal(0), now, time_in_force, is_hf,
         )  # fmt: skip
         account.entries.append(entry)
-        values = (plain(size), plain(filled), "SUCCESS")
         account.stores["borrow"].add(
             currency, symbol, [Record(now, seq, currency, symbol, values=values)]
         )
@@ -385,19 +392,23 @@ class Exchange:
     ) -> LedgerEntry:
         """Apply a repay: accrued interest first, then principal, never more than owed.
 
-        Raises :class:`Refusal` ``130102`` when nothing is owed.
+        Raises :class:`Refusal` ``130102`` when nothing is owed. Everything that can fail
+        is computed before the first change.
         """
-        position = account.positions.get((currency, symbol))
-        owed = Decimal(0) if position is None else position.principal + position.interest
-        if position is None or owed <= 0:
-            raise Refusal("130102", f"No outstanding {currency} liability to repay")
-        paid = min(size, owed)
-        interest = min(paid, position.interest)
-        principal = paid - interest
-        position.interest -= interest
-        position.principal -= principal
-        # Repaid principal returns to the lending pool.
-        self.liquidity[currency] = self.pool(currency) + principal
+        with localcontext(ARITHMETIC):
+            position = account.positions.get((currency, symbol))
+            owed = Decimal(0) if position is None else position.principal + position.interest
+            if position is None or owed <= 0:
+                raise Refusal("130102", f"No outstanding {currency} liability to repay")
+            paid = min(size, owed)
+            interest = min(paid, position.interest)
+            principal = paid - interest
+            values = (plain(size), plain(principal), plain(interest), "SUCCESS")
+            # Repaid principal returns to the lending pool.
+            pool = self.pool(currency) + principal
+            position.interest -= interest
+            position.principal -= principal
+        self.liquidity[currency] = pool
         now = account.stamp("repay", self.clock())
         seq = self._next_seq()
         entry = LedgerEntry(
@@ -405,7 +416,6 @@ class Exchange:
             now, None, is_hf,
         )  # fmt: skip
         account.entries.append(entry)
-        values = (plain(size), plain(principal), plain(interest), "SUCCESS")
         account.stores["repay"].add(
             currency, symbol, [Record(now, seq, currency, symbol, values=values)]
         )
@@ -428,17 +438,24 @@ class Exchange:
         account.leverage[symbol] = leverage
 
     def accrue_interest(self, account: Account, hours: Decimal) -> list[InterestCharge]:
-        """Charge ``hours`` of interest on every open position of ``account``."""
-        charges = []
-        for (currency, symbol), position in account.positions.items():
-            if position.principal <= 0:
-                continue
-            ratio = self.day_ratio.get(currency, DEFAULT_DAY_RATIO)
-            amount = (position.principal * ratio * hours / 24).quantize(
-                _EIGHT_PLACES, rounding=ROUND_UP
-            )
-            position.interest += amount
-            charges.append(self.add_interest(account, currency, symbol, amount, ratio, None))
+        """Charge ``hours`` of interest on every open position of ``account``.
+
+        Every charge is computed before any is applied, so a failure changes nothing.
+        """
+        due: list[tuple[str, str, Position, Decimal, Decimal]] = []
+        with localcontext(ARITHMETIC):
+            for (currency, symbol), position in account.positions.items():
+                if position.principal <= 0:
+                    continue
+                ratio = self.day_ratio.get(currency, DEFAULT_DAY_RATIO)
+                amount = (position.principal * ratio * hours / 24).quantize(
+                    _EIGHT_PLACES, rounding=ROUND_UP
+                )
+                due.append((currency, symbol, position, ratio, amount))
+            charges = []
+            for currency, symbol, position, ratio, amount in due:
+                position.interest += amount
+                charges.append(self.add_interest(account, currency, symbol, amount, ratio, None))
         return charges
 
     def add_interest(

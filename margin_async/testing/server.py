@@ -11,6 +11,12 @@ Wire behaviour (see ``DESIGN.md``, "Wire facts"):
   ``timestamp + METHOD + path ['?' + decoded query] + raw body`` (``400005``); all HTTP 401.
   Auth failures charge no weight and carry no rate-limit headers (a simplification).
 * Parameter errors: ``400100`` with HTTP 400. Unknown path: ``404000`` with HTTP 404.
+* Hostile input is refused with those codes, never a 500, and changes nothing: a
+  timestamp that is not 1 to 20 ASCII digits is ``400002`` (``str.isdigit()`` would
+  pass ``"²"`` and fullwidth digits); a size that is not above 0, or is ``1e20`` or
+  more, or has over 18 decimal places or over 40 digits, JSON that cannot be converted
+  (an exponent beyond ``Decimal``'s range, an integer of over 4300 digits) and a body
+  over 1 MiB are ``400100``.
 * Rate limit: per account, a window of ``rate_limit_window_ms`` that starts at the
   account's first authenticated request; a request whose weight exceeds what remains is
   answered HTTP 429 ``429000`` and not processed. Every authenticated reply carries
@@ -63,6 +69,15 @@ from aiohttp.web_protocol import RequestHandler
 
 from margin_async.auth import Credentials
 from margin_async.testing.auth import AuthFailure, KeyRecord, verify
+from margin_async.testing.checks import (
+    MAX_TIME_MS,
+    amount_problem,
+    check_code,
+    check_decimal,
+    check_int,
+    check_seconds,
+    check_symbol,
+)
 from margin_async.testing.faults import AFTER_KINDS, Fault, FaultPlan, gateway_page
 from margin_async.testing.ledger import (
     MIN_START_TIME,
@@ -84,7 +99,7 @@ _JSON: Final = "application/json"
 _DAY_MS: Final = 86_400_000
 _MIN_PAGE, _MAX_PAGE, _DEFAULT_PAGE = 10, 500, 50
 _DECIMAL_TEXT = re.compile(r"[0-9]+(?:\.[0-9]+)?")
-_LEVERAGE_TEXT = re.compile(r"[0-9]+(?:\.[0-9]{1,2})?")
+_LEVERAGE_TEXT = re.compile(r"[0-9]{1,20}(?:\.[0-9]{1,2})?")
 _INTEGER_TEXT = re.compile(r"-?[0-9]{1,18}")
 
 
@@ -150,7 +165,9 @@ def _json_body(body: bytes) -> dict[str, Any]:
         raise bad_parameter("Request body is required")
     try:
         value = json.loads(body, parse_float=Decimal, parse_constant=_refuse_constant)
-    except (ValueError, RecursionError):
+    except (ValueError, RecursionError, ArithmeticError):
+        # ArithmeticError: Decimal refuses an exponent beyond its range (1e999999999999999999);
+        # ValueError covers an integer of more digits than int() converts.
         raise bad_parameter("Malformed JSON body") from None
     if not isinstance(value, dict):
         raise bad_parameter("Request body must be a JSON object")
@@ -181,7 +198,12 @@ def _amount(fields: Mapping[str, Any], name: str) -> Decimal:
         amount = Decimal(value)
     else:
         raise bad_parameter(f"{name} must be a number")
-    if not amount.is_finite() or amount <= 0:
+    # Bounds before any use: 1e999999999 compares fine but cannot be formatted, and it
+    # must not reach the ledger at all.
+    problem = amount_problem(amount)
+    if problem is not None:
+        raise bad_parameter(f"{name} {problem}")
+    if amount <= 0:
         raise bad_parameter(f"{name} must be greater than 0")
     return amount
 
@@ -355,13 +377,22 @@ _ROUTES: Final[dict[str, _Route]] = {
 }
 
 
-def _decimal(value: Decimal | int | str, name: str) -> Decimal:
-    if isinstance(value, float | bool):
-        raise TypeError(f"{name} must be a Decimal, int or str (floats are not exact)")
-    result = Decimal(value)
-    if not result.is_finite():
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return result
+#: Most records one :meth:`FakeKuCoin.seed_history` call may add per kind.
+_MAX_SEED_RECORDS: Final = 10**8
+#: Largest clock skew (ms, either way): about 300 years.
+_MAX_SKEW_MS: Final = 10**13
+_MAX_QUOTA: Final = 10**12
+_MAX_WINDOW_MS: Final = 10**10
+
+
+def _api_key(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"api_key must be a str, got {type(value).__name__}")
+    return value
+
+
+def _time(value: object, name: str) -> int:
+    return check_int(value, name, 0, MAX_TIME_MS)
 
 
 class FakeKuCoin:
@@ -372,6 +403,11 @@ class FakeKuCoin:
     window of ``rate_limit_window_ms`` milliseconds; ``seed`` makes synthetic history and
     order numbers reproducible. All amounts are ``Decimal`` in currency units and all
     times epoch milliseconds on the fake's clock (real time plus the clock skew).
+
+    Every argument is checked before anything changes: a wrong type is a ``TypeError``
+    and an out-of-range value (NaN, an absurd magnitude or digit count, a negative count
+    or amount) a ``ValueError``. Amounts, on the wire and here, are below ``1e20`` with
+    at most 18 decimal places and 40 digits; times are within ``0 .. 10**18 - 1``.
     """
 
     def __init__(
@@ -388,9 +424,13 @@ class FakeKuCoin:
         self._port = port
         self._skew_ms = 0
         self._latency = 0.0
+        self._check_rate_limit(rate_limit_quota, rate_limit_window_ms)
         self._quota = rate_limit_quota
         self._window_ms = rate_limit_window_ms
-        self._check_rate_limit(rate_limit_quota, rate_limit_window_ms)
+        check_int(seed, "seed", -(2**63), 2**63 - 1)
+        check_int(port, "port", 0, 65_535)
+        if not isinstance(host, str):
+            raise TypeError(f"host must be a str, got {type(host).__name__}")
         self._exchange = Exchange(seed=seed, clock=self.now_ms)
         self._keys: dict[str, KeyRecord] = {}
         self._faults = FaultPlan()
@@ -461,13 +501,18 @@ class FakeKuCoin:
         ``borrow_limit`` caps the principal the account may owe per currency and margin
         mode (currency units); ``None`` means only the lending pool limits it.
         """
+        limit = None if borrow_limit is None else check_decimal(borrow_limit, "borrow_limit")
         if credentials is None:
+            if type(key_version) is not int or key_version not in (2, 3):
+                raise ValueError(f"key_version must be 2 or 3, got {key_version!r}")
             credentials = Credentials(
                 api_key=secrets.token_hex(12),
                 api_secret=secrets.token_hex(16),
                 api_passphrase=secrets.token_hex(8),
                 key_version=key_version,
             )
+        elif not isinstance(credentials, Credentials):
+            raise TypeError(f"credentials must be Credentials, got {type(credentials).__name__}")
         if credentials.api_key in self._keys:
             raise ValueError(f"API key {credentials.api_key!r} is already registered")
         key = KeyRecord(
@@ -476,7 +521,6 @@ class FakeKuCoin:
             credentials.api_passphrase,
             credentials.key_version,
         )
-        limit = None if borrow_limit is None else _decimal(borrow_limit, "borrow_limit")
         self._exchange.add_account(key, limit)
         self._keys[key.api_key] = key
         return credentials
@@ -502,15 +546,21 @@ class FakeKuCoin:
         call when the range allows, and are reproducible from the fake's ``seed``.
         Records older than 1680278400000 exist but no query can reach them.
         """
-        account = self._exchange.account(api_key)
-        if min(borrows, repays, interest) < 0:
-            raise ValueError("record counts must be >= 0")
-        end = self.now_ms() - 1000 if end_time is None else end_time
-        start = end - 90 * _DAY_MS if start_time is None else start_time
+        account = self._exchange.account(_api_key(api_key))
+        code = check_code(currency, "currency")
+        position = check_symbol(symbol)
+        counts: dict[HistoryKind, int] = {
+            "borrow": check_int(borrows, "borrows", 0, _MAX_SEED_RECORDS),
+            "repay": check_int(repays, "repays", 0, _MAX_SEED_RECORDS),
+            "interest": check_int(interest, "interest", 0, _MAX_SEED_RECORDS),
+        }
+        end = max(self.now_ms() - 1000, 0) if end_time is None else _time(end_time, "end_time")
+        start = max(end - 90 * _DAY_MS, 0)
+        if start_time is not None:
+            start = _time(start_time, "start_time")
         if start > end:
             raise ValueError(f"start_time {start} is after end_time {end}")
-        counts: dict[HistoryKind, int] = {"borrow": borrows, "repay": repays, "interest": interest}
-        self._exchange.seed_history(account, currency, counts, symbol or "", start, end)
+        self._exchange.seed_history(account, code, counts, position, start, end)
 
     def append_interest(
         self,
@@ -524,14 +574,14 @@ class FakeKuCoin:
     ) -> InterestCharge:
         """Add one interest history record (now, or at ``created_time`` epoch ms); it
         changes no debt. For tests of streams that follow new records."""
-        account = self._exchange.account(api_key)
+        account = self._exchange.account(_api_key(api_key))
         return self._exchange.add_interest(
             account,
-            currency,
-            symbol or "",
-            _decimal(amount, "amount"),
-            _decimal(day_ratio, "day_ratio"),
-            created_time,
+            check_code(currency, "currency"),
+            check_symbol(symbol),
+            check_decimal(amount, "amount"),
+            check_decimal(day_ratio, "day_ratio"),
+            None if created_time is None else _time(created_time, "created_time"),
         )
 
     def accrue_interest(
@@ -540,11 +590,11 @@ class FakeKuCoin:
         """Charge ``hours`` of interest on every open position of one account (or all):
         ``principal * day_ratio * hours / 24``, rounded up to 8 decimals. Each charge is
         owed (repaid before principal) and appears in interest history."""
-        duration = _decimal(hours, "hours")
+        duration = check_decimal(hours, "hours")
         accounts = (
-            self._exchange.accounts.values()
+            list(self._exchange.accounts.values())
             if api_key is None
-            else [self._exchange.account(api_key)]
+            else [self._exchange.account(_api_key(api_key))]
         )
         charges: list[InterestCharge] = []
         for account in accounts:
@@ -553,7 +603,8 @@ class FakeKuCoin:
 
     def set_interest_rate(self, currency: str, day_ratio: Decimal | int | str) -> None:
         """Daily interest rate of ``currency`` for :meth:`accrue_interest` (default 0.0002)."""
-        self._exchange.day_ratio[currency] = _decimal(day_ratio, "day_ratio")
+        ratio = check_decimal(day_ratio, "day_ratio")
+        self._exchange.day_ratio[check_code(currency, "currency")] = ratio
 
     def ledger(self, api_key: str) -> list[LedgerEntry]:
         """Every borrow and repay applied for this account through the API, in order."""
@@ -572,10 +623,11 @@ class FakeKuCoin:
     def set_liquidity(self, currency: str, amount: Decimal | int | str | None) -> None:
         """What borrows of ``currency`` can still draw in all (currency units); borrows
         consume it and repaid principal refills it. ``None`` restores the default 10**9."""
+        code = check_code(currency, "currency")
         if amount is None:
-            self._exchange.liquidity.pop(currency, None)
+            self._exchange.liquidity.pop(code, None)
         else:
-            self._exchange.liquidity[currency] = _decimal(amount, "amount")
+            self._exchange.liquidity[code] = check_decimal(amount, "amount")
 
     def liquidity(self, currency: str) -> Decimal:
         """What borrows of ``currency`` can still draw (currency units)."""
@@ -584,12 +636,15 @@ class FakeKuCoin:
     def set_max_leverage(self, value: Decimal | int | str, symbol: str = "") -> None:
         """Highest leverage accepted for cross (``symbol=""``, also the default for every
         isolated symbol) or for one isolated ``symbol``. Default 10."""
-        self._exchange.max_leverage[symbol] = _decimal(value, "value")
+        leverage = check_decimal(value, "value", minimum=1)
+        self._exchange.max_leverage[check_symbol(symbol)] = leverage
 
     def set_debt_leverage(self, api_key: str, value: Decimal | int | str, symbol: str = "") -> None:
         """The account's current debt leverage: a lower requested leverage is refused
         with ``130103``. Default 1 (no floor)."""
-        self._exchange.account(api_key).debt_leverage[symbol] = _decimal(value, "value")
+        account = self._exchange.account(_api_key(api_key))
+        leverage = check_decimal(value, "value", minimum=1)
+        account.debt_leverage[check_symbol(symbol)] = leverage
 
     def leverage(self, api_key: str, symbol: str = "") -> Decimal | None:
         """The last leverage the account set (``None`` if never set)."""
@@ -608,7 +663,7 @@ class FakeKuCoin:
     def set_clock_skew(self, ms: int) -> None:
         """Run the fake's clock ``ms`` milliseconds ahead of real time (negative: behind).
         It drives the timestamp check, ``/api/v1/timestamp`` and created times."""
-        self._skew_ms = ms
+        self._skew_ms = check_int(ms, "ms", -_MAX_SKEW_MS, _MAX_SKEW_MS)
 
     def set_rate_limit(self, quota: int, window_ms: int) -> None:
         """Weight per account per window of ``window_ms`` milliseconds. Every account's
@@ -622,14 +677,12 @@ class FakeKuCoin:
 
     @staticmethod
     def _check_rate_limit(quota: int, window_ms: int) -> None:
-        if quota < 0 or window_ms <= 0:
-            raise ValueError("quota must be >= 0 and window_ms > 0")
+        check_int(quota, "quota", 0, _MAX_QUOTA)
+        check_int(window_ms, "window_ms", 1, _MAX_WINDOW_MS)
 
     def set_latency(self, seconds: float) -> None:
         """Delay every request by ``seconds`` before it is processed and answered."""
-        if seconds < 0:
-            raise ValueError("latency must be >= 0")
-        self._latency = seconds
+        self._latency = check_seconds(seconds, "seconds")
 
     def inject(
         self,
@@ -713,7 +766,11 @@ class FakeKuCoin:
     async def _respond(self, request: web.BaseRequest) -> web.StreamResponse | None:
         route_name = f"{request.method} {request.path}"
         self.stats.requests[route_name] += 1
-        body = await request.read()
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            # A parameter error like any other, rather than aiohttp's plain-text 413.
+            return self._json(400, _error_body("400100", "Request body is too large"))
         route = _ROUTES.get(route_name)
         if route is None:
             return self._json(404, _error_body("404000", "Not Found"))
