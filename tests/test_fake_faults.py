@@ -214,3 +214,78 @@ async def test_drop_on_a_read_seen_from_a_bare_socket(fake: FakeKuCoin, creds: C
     with contextlib.suppress(ConnectionResetError):  # a reset is a drop too
         assert await reader.read() == b""  # closed without a byte of reply
     writer.close()
+
+
+# -- a gateway closing idle keep-alive connections ----------------------------------------
+
+
+async def test_request_on_a_connection_idle_too_long_is_dropped_unapplied(
+    fake: FakeKuCoin, creds: Credentials
+) -> None:
+    fake.set_idle_close(0.2)
+    async with aiohttp.ClientSession() as http:  # keep-alive: one pooled connection
+        assert await history_total(http, fake, creds) == 0
+        await asyncio.sleep(0.4)  # idle past the gateway's limit
+        # A POST is not resent by aiohttp, so the drop reaches the caller.
+        with pytest.raises(DISCONNECTED):
+            await call(http, fake, creds, "POST", BORROW, BORROW_BODY)
+    assert fake.ledger(creds.api_key) == []
+    assert fake.debt(creds.api_key, "USDT") == 0
+    assert fake.stats.idle_drops == 1
+    assert fake.stats.requests[POST_BORROW] == 0  # it never reached the exchange
+    assert fake.stats.connections_opened == 1
+    async with aiohttp.ClientSession() as http:
+        assert await history_total(http, fake, creds) == 0
+    fake.stats.reset()
+    assert fake.stats.idle_drops == 0
+
+
+async def test_a_fresh_connection_after_the_same_pause_is_served(
+    fake: FakeKuCoin, creds: Credentials
+) -> None:
+    fake.set_idle_close(0.2)
+    connector = aiohttp.TCPConnector(force_close=True)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        assert await history_total(http, fake, creds) == 0
+        await asyncio.sleep(0.4)
+        status, _, payload = await call(http, fake, creds, "POST", BORROW, BORROW_BODY)
+    assert (status, payload["code"]) == (200, "200000")
+    assert len(fake.ledger(creds.api_key)) == 1
+    assert fake.stats.idle_drops == 0
+    assert fake.stats.connections_opened == 2
+
+
+async def test_a_connection_idle_less_than_the_limit_is_reused_and_served() -> None:
+    async with FakeKuCoin(idle_close_after=30) as fake, aiohttp.ClientSession() as http:
+        creds = fake.add_account()
+        for _ in range(3):
+            status, _, _ = await call(http, fake, creds, "POST", BORROW, BORROW_BODY)
+            assert status == 200
+        assert len(fake.ledger(creds.api_key)) == 3
+        assert fake.stats.connections_opened == 1
+        assert fake.stats.idle_drops == 0
+
+
+async def test_time_spent_serving_a_request_is_not_idle_time(
+    fake: FakeKuCoin, creds: Credentials
+) -> None:
+    # Idle means no request in progress: a slow reply must not count towards the limit.
+    fake.set_idle_close(0.3)
+    fake.inject("latency", route=POST_BORROW, latency=0.6)
+    async with aiohttp.ClientSession() as http:
+        for _ in range(2):
+            status, _, _ = await call(http, fake, creds, "POST", BORROW, BORROW_BODY)
+            assert status == 200
+    assert len(fake.ledger(creds.api_key)) == 2
+    assert (fake.stats.idle_drops, fake.stats.connections_opened) == (0, 1)
+
+
+async def test_idle_close_can_be_switched_off(fake: FakeKuCoin, creds: Credentials) -> None:
+    fake.set_idle_close(0.2)
+    fake.set_idle_close(None)
+    async with aiohttp.ClientSession() as http:
+        assert await history_total(http, fake, creds) == 0
+        await asyncio.sleep(0.4)
+        status, _, _ = await call(http, fake, creds, "POST", BORROW, BORROW_BODY)
+    assert status == 200
+    assert fake.stats.idle_drops == 0

@@ -422,7 +422,7 @@ ADMIN_CASES: list[Any] = [
     pytest.param("set_max_leverage", (5, 7), {}, id="max-leverage-int-symbol"),
     *_amount_cases("set_debt_leverage", KEY),
     pytest.param("set_debt_leverage", (KEY, -2), {}, id="debt-leverage-negative"),
-    # clock, rate limit, latency, faults
+    # clock, rate limit, latency, faults, idle close
     *[
         pytest.param("set_clock_skew", (bad,), {}, id=f"skew-{i}")
         for i, bad in enumerate([*BAD_INTS, 10**15, -(10**15)])
@@ -471,6 +471,10 @@ ADMIN_CASES: list[Any] = [
         pytest.param("set_fault_rate", (0.5,), {"latency": bad}, id=f"fault-rate-latency-{i}")
         for i, bad in enumerate([float("nan"), float("inf"), -1])
     ],
+    *[
+        pytest.param("set_idle_close", (bad,), {}, id=f"idle-close-{i}")
+        for i, bad in enumerate([0, -1, float("nan"), float("inf"), "1", True])
+    ],
 ]
 
 
@@ -489,7 +493,7 @@ async def test_admin_api_refuses_bad_arguments_and_changes_nothing(
     with pytest.raises((TypeError, ValueError)):
         getattr(fake, method)(*args, **kwargs)
     assert state(fake, indebted.api_key) == before
-    # Clock, rate limit and latency are still what they were: a signed
+    # Clock, rate limit, latency and idle close are still what they were: a signed
     # request on the same keep-alive connection is answered with the default budget.
     fake.clear_faults()
     status, headers, payload = await call(http, fake, indebted, "GET", HISTORY)
@@ -508,6 +512,8 @@ async def test_admin_api_refuses_bad_arguments_and_changes_nothing(
         {"seed": 1.5},
         {"port": -1},
         {"port": 70_000},
+        {"idle_close_after": 0},
+        {"idle_close_after": float("nan")},
     ],
     ids=lambda kw: next(iter(kw)),
 )

@@ -111,7 +111,9 @@ class FakeStats:
     HTTP status (dropped connections are not replies); ``faults`` faults served per kind;
     ``rate_limited`` 429 replies (real and injected); ``connections_opened`` TCP
     connections accepted; ``open_connections`` those open now and
-    ``max_concurrent_connections`` the most open at once.
+    ``max_concurrent_connections`` the most open at once; ``idle_drops`` requests
+    dropped unanswered because their keep-alive connection had been idle too long (see
+    ``idle_close_after``; they never reached the exchange, so ``requests`` omits them).
     """
 
     requests: Counter[str] = attrs.Factory(Counter)
@@ -121,6 +123,7 @@ class FakeStats:
     connections_opened: int = 0
     open_connections: int = 0
     max_concurrent_connections: int = 0
+    idle_drops: int = 0
 
     def reset(self) -> None:
         """Zero every counter (``open_connections`` keeps counting live connections)."""
@@ -130,14 +133,18 @@ class FakeStats:
         self.rate_limited = 0
         self.connections_opened = 0
         self.max_concurrent_connections = self.open_connections
+        self.idle_drops = 0
 
 
 class _CountingServer(web.Server):
-    """aiohttp's low-level server, counting TCP connections into :class:`FakeStats`."""
+    """aiohttp's low-level server, counting TCP connections into :class:`FakeStats` and
+    noting when each open connection last finished a request (for idle close)."""
 
     def __init__(self, handler: Any, stats: FakeStats, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self._stats = stats
+        #: Open connections that served a request: when the last one ended (monotonic ns).
+        self.idle_since: dict[RequestHandler, int] = {}
 
     def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
         super().connection_made(handler, transport)
@@ -151,6 +158,7 @@ class _CountingServer(web.Server):
     def connection_lost(self, handler: RequestHandler, exc: BaseException | None = None) -> None:
         super().connection_lost(handler, exc)
         self._stats.open_connections -= 1
+        self.idle_since.pop(handler, None)
 
 
 # -- request parsing ------------------------------------------------------------------
@@ -404,6 +412,14 @@ class FakeKuCoin:
     order numbers reproducible. All amounts are ``Decimal`` in currency units and all
     times epoch milliseconds on the fake's clock (real time plus the clock skew).
 
+    ``idle_close_after`` (seconds, default ``None``: never) plays a gateway that closes
+    idle keep-alive connections without the client noticing yet: a request arriving on
+    a connection that has served a request and then sat idle (no request in progress)
+    for longer than that is not processed (nothing applied) and its connection is
+    aborted without a reply, as by a TCP reset. A request on a fresh connection, or on
+    one idle for less, is served normally. ``stats.idle_drops`` counts such drops; see
+    also :meth:`set_idle_close`.
+
     Every argument is checked before anything changes: a wrong type is a ``TypeError``
     and an out-of-range value (NaN, an absurd magnitude or digit count, a negative count
     or amount) a ``ValueError``. Amounts, on the wire and here, are below ``1e20`` with
@@ -418,6 +434,7 @@ class FakeKuCoin:
         seed: int = 0,
         host: str = "127.0.0.1",
         port: int = 0,
+        idle_close_after: float | None = None,
     ) -> None:
         self.stats = FakeStats()
         self._host = host
@@ -431,9 +448,12 @@ class FakeKuCoin:
         check_int(port, "port", 0, 65_535)
         if not isinstance(host, str):
             raise TypeError(f"host must be a str, got {type(host).__name__}")
+        self._idle_close_ns: int | None = None
+        self.set_idle_close(idle_close_after)
         self._exchange = Exchange(seed=seed, clock=self.now_ms)
         self._keys: dict[str, KeyRecord] = {}
         self._faults = FaultPlan()
+        self._server: _CountingServer | None = None
         self._runner: web.ServerRunner | None = None
         self._closing: asyncio.Event | None = None
         self._url: str | None = None
@@ -446,6 +466,7 @@ class FakeKuCoin:
             raise RuntimeError("FakeKuCoin is already started")
         self._closing = asyncio.Event()
         server = _CountingServer(self._handle, self.stats, access_log=None)
+        self._server = server
         runner = web.ServerRunner(server, shutdown_timeout=1.0)
         await runner.setup()
         try:
@@ -680,6 +701,15 @@ class FakeKuCoin:
         check_int(quota, "quota", 0, _MAX_QUOTA)
         check_int(window_ms, "window_ms", 1, _MAX_WINDOW_MS)
 
+    def set_idle_close(self, seconds: float | None) -> None:
+        """Drop requests on keep-alive connections idle for more than ``seconds`` (``None``:
+        never), as a gateway that closed them would; see the class docstring. It applies
+        at once, to connections already idle too."""
+        if seconds is None:
+            self._idle_close_ns = None
+        else:
+            self._idle_close_ns = int(check_seconds(seconds, "seconds", positive=True) * 1e9)
+
     def set_latency(self, seconds: float) -> None:
         """Delay every request by ``seconds`` before it is processed and answered."""
         self._latency = check_seconds(seconds, "seconds")
@@ -742,16 +772,37 @@ class FakeKuCoin:
     # -- HTTP -------------------------------------------------------------------------
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        response = await self._respond(request)
+        connection = request.protocol
+        if self._idle_too_long(connection):
+            # The gateway closed this connection while it was idle; the client had not
+            # noticed yet, so its request meets a reset and never reaches the exchange.
+            self.stats.idle_drops += 1
+            return self._drop(request)
+        try:
+            response = await self._respond(request)
+        finally:
+            if self._server is not None and connection.transport is not None:
+                self._server.idle_since[connection] = time.monotonic_ns()
         if response is None:
-            # Abort rather than close: no reply bytes may leave, so the client sees a
-            # disconnection. aiohttp then fails to write the placeholder and moves on.
-            transport = request.transport
-            if transport is not None:
-                transport.abort()
-            return web.Response(status=500)
+            return self._drop(request)
         self.stats.status_counts[response.status] += 1
         return response
+
+    def _idle_too_long(self, connection: RequestHandler) -> bool:
+        limit = self._idle_close_ns
+        if limit is None or self._server is None:
+            return False
+        since = self._server.idle_since.get(connection)
+        return since is not None and time.monotonic_ns() - since > limit
+
+    @staticmethod
+    def _drop(request: web.BaseRequest) -> web.StreamResponse:
+        # Abort rather than close: no reply bytes may leave, so the client sees a
+        # disconnection. aiohttp then fails to write the placeholder and moves on.
+        transport = request.transport
+        if transport is not None:
+            transport.abort()
+        return web.Response(status=500)
 
     async def _pause(self, seconds: float) -> bool:
         """Sleep ``seconds``; ``True`` if the fake started closing meanwhile."""
