@@ -6,6 +6,7 @@ A cattrs converter turns decoded JSON (camelCase) into the attrs models of
 
 from __future__ import annotations
 
+import logging
 import re
 import types
 from collections.abc import Callable
@@ -16,7 +17,7 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, override
 
-from margin_async.errors import ProtocolError
+from margin_async.errors import ProtocolError, ValidationError
 from margin_async.models import (
     BorrowOrder,
     BorrowResult,
@@ -27,7 +28,7 @@ from margin_async.models import (
     RepayResult,
 )
 
-__all__ = ["page_server_time", "structure", "to_dict", "wire_name"]
+__all__ = ["MAX_WIRE_INT", "page_server_time", "structure", "to_dict", "wire_name"]
 
 T = TypeVar("T")
 
@@ -56,26 +57,80 @@ def _wire_fields(cls: type) -> list[attrs.Attribute[Any]]:
     return [f for f in attrs.fields(attrs.resolve_types(cls)) if f.name != "raw"]
 
 
+#: Integers on the wire beyond this, in absolute value, are refused before conversion:
+#: no count, page number or epoch-ms time comes near it, and converting an absurd one
+#: (``1e1000000`` arrives as ``Decimal('1E+1000000')``) would block the event loop.
+MAX_WIRE_INT = 10**18
+_MAX_INT_DIGITS = len(str(MAX_WIRE_INT))  # 19
+_EXCERPT_CHARS = 24
+
+
+class _OutOfRange(ValueError):
+    """An integer of absurd magnitude (beyond ``MAX_WIRE_INT``), refused unconverted."""
+
+
+def _excerpt(value: object) -> str:
+    """A short description of a wire value for a message; never expands a number."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        if -MAX_WIRE_INT <= value <= MAX_WIRE_INT:
+            return str(value)
+        return f"an integer of {value.bit_length()} bits"
+    if isinstance(value, str | Decimal):
+        # str() of a Decimal keeps its exponent (1E+1000000): linear in its digits.
+        text = value if isinstance(value, str) else str(value)
+        short = text[:_EXCERPT_CHARS]
+        return (repr(short) if isinstance(value, str) else short) + (
+            "..." if len(text) > _EXCERPT_CHARS else ""
+        )
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
 def _decimal(value: object, _: type) -> Decimal:
     # JSON numbers are decoded as Decimal (parse_float), so a float never gets here.
+    # Only is_finite() is asked of the result: an absurd exponent (1e999999999) is a
+    # valid Decimal and is never expanded here.
     if isinstance(value, str | Decimal) or (isinstance(value, int) and not isinstance(value, bool)):
         try:
             result = Decimal(value)
         except InvalidOperation:
-            raise ValueError(f"not a decimal number: {value!r}") from None
+            raise ValueError(f"not a decimal number: {_excerpt(value)}") from None
         if result.is_finite():
             return result
-    raise ValueError(f"not a decimal number: {value!r}")
+    raise ValueError(f"not a decimal number: {_excerpt(value)}")
 
 
 def _int(value: object, _: type) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
-        return int(value)
-    raise ValueError(f"not an integer: {value!r}")
+    # Magnitude is checked before any conversion (len of a digit string, adjusted()
+    # of a Decimal: both O(1) or linear), so an absurd value costs nothing.
+    if isinstance(value, bool):
+        raise ValueError(f"not an integer: {_excerpt(value)}")
+    if isinstance(value, int):
+        result = value
+    elif isinstance(value, str) and value.isascii() and value.isdigit():
+        if len(value.lstrip("0")) > _MAX_INT_DIGITS:
+            raise _OutOfRange(f"beyond 10**18: {_excerpt(value)}")
+        result = int(value)
+    elif isinstance(value, Decimal) and value.is_finite():
+        if value.is_zero():
+            return 0  # 0E+1000000 included
+        if value.adjusted() >= _MAX_INT_DIGITS:
+            raise _OutOfRange(f"beyond 10**18: {_excerpt(value)}")
+        if value != value.to_integral_value():
+            raise ValueError(f"not an integer: {_excerpt(value)}")
+        result = int(value)
+    else:
+        raise ValueError(f"not an integer: {_excerpt(value)}")
+    if -MAX_WIRE_INT <= result <= MAX_WIRE_INT:
+        return result
+    raise _OutOfRange(f"beyond 10**18: {_excerpt(value)}")
 
 
 def _str(value: object, _: type) -> str:
@@ -83,7 +138,7 @@ def _str(value: object, _: type) -> str:
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    raise ValueError(f"not a string: {value!r}")
+    raise ValueError(f"not a string: {_excerpt(value)}")
 
 
 def _symbol(value: object, _: type) -> str:
@@ -94,7 +149,7 @@ def _symbol(value: object, _: type) -> str:
 def _status(value: object, _: type) -> OrderStatus:
     if isinstance(value, str):
         return OrderStatus(value)
-    raise ValueError(f"not a status string: {value!r}")
+    raise ValueError(f"not a status string: {_excerpt(value)}")
 
 
 _STRICT: dict[Any, Callable[[Any, type], Any]] = {
@@ -157,24 +212,31 @@ def _configure(converter: cattrs.Converter) -> cattrs.Converter:
     return converter
 
 
-# The fast converter runs on every reply; when it fails, the detailed one runs again on
-# the same data only to say precisely which field is wrong.
+# The strict reference: it accepts exactly what the hot path below accepts (the
+# differential test in tests/test_models.py holds them to it), and serves any type that
+# has no hot function. The detailed one runs again on data that failed, only to say
+# precisely which field is wrong.
 _fast = _configure(cattrs.Converter(detailed_validation=False))
 _detailed = _configure(cattrs.Converter(detailed_validation=True))
 
 # -- the hot path ---------------------------------------------------------------------
 # History pages are most of what the SDK decodes, so each model (and each Page[item])
 # also gets a structure function generated here with the common case written inline: an
-# exact str, int or known status is taken as is, and anything else goes through the
-# same hooks as above. It therefore accepts exactly what ``_fast`` accepts and builds
-# equal objects, without a Python call per field; when it raises (any exception),
-# structure() falls back to ``_detailed`` for the message, as for ``_fast``.
+# exact str, int (within MAX_WIRE_INT) or known status is taken as is, and anything else
+# goes through the same hooks as above. It therefore accepts exactly what ``_fast``
+# accepts and builds equal objects (``raw`` None), without a Python call per field. It
+# is strict: a missing or null optional field makes it raise like any other surprise,
+# and structure() then takes the tolerant path below, which says what was wrong.
 
 _STATUS_BY_VALUE: dict[str, OrderStatus] = {member.value: member for member in OrderStatus}
 
 _FIELD_CODE = {
     str: "    {v} = o[{key!r}]\n    if {v}.__class__ is not str:\n        {v} = _str({v}, str)\n",
-    int: "    {v} = o[{key!r}]\n    if {v}.__class__ is not int:\n        {v} = _int({v}, int)\n",
+    int: (
+        "    {v} = o[{key!r}]\n"
+        "    if {v}.__class__ is not int or not _MIN_INT <= {v} <= _MAX_INT:\n"
+        "        {v} = _int({v}, int)\n"
+    ),
     Decimal: (
         "    {v} = o[{key!r}]\n"
         "    if {v}.__class__ is str:\n"
@@ -192,8 +254,11 @@ _FIELD_CODE = {
         "        {v} = _status({v}, OrderStatus)\n"
     ),
 }
+# null is what the exchange sends for cross margin: inline, not a call per record.
 _SYMBOL_CODE = (
-    "    {v} = o['symbol']\n    if {v}.__class__ is not str:\n        {v} = _symbol({v}, str)\n"
+    "    {v} = o['symbol']\n"
+    "    if {v}.__class__ is not str:\n"
+    "        {v} = '' if {v} is None else _symbol({v}, str)\n"
 )
 _ITEMS_CODE = (
     "    {v} = o['items']\n"
@@ -220,18 +285,18 @@ def _compile(cls: type, item: type | None = None) -> Callable[[Any], Any]:
     """Generate the hot structure function of ``cls`` (of ``Page[item]`` if ``item``)."""
     name = f"structure_{cls.__name__}" + (f"_{item.__name__}" if item is not None else "")
     lines = [f"def {name}(o):\n"]
-    variables = []
     fields = _wire_fields(cls)
-    for field in fields:
-        var = f"f_{field.name}"
+    # A page's items are read last: a page the tolerant path must redo (one without a
+    # timestamp, as the live API sends) then fails before any item was built.
+    for field in sorted(fields, key=lambda f: f.name == "items"):
         if item is not None and field.name == "items":
             code = _ITEMS_CODE
         elif field.name == "symbol":
             code = _SYMBOL_CODE
         else:
             code = _FIELD_CODE[_base(field.type)]
-        lines.append(code.format(v=var, key=wire_name(field.name)))
-        variables.append(var)
+        lines.append(code.format(v=f"f_{field.name}", key=wire_name(field.name)))
+    variables = [f"f_{field.name}" for field in fields]
     namespace: dict[str, Any] = {
         "_cls": cls,
         "_str": _str,
@@ -240,6 +305,8 @@ def _compile(cls: type, item: type | None = None) -> Callable[[Any], Any]:
         "_symbol": _symbol,
         "_status": _status,
         "_STATUS_BY_VALUE": _STATUS_BY_VALUE,
+        "_MAX_INT": MAX_WIRE_INT,
+        "_MIN_INT": -MAX_WIRE_INT,
         "Decimal": Decimal,
         "OrderStatus": OrderStatus,
         "_item": None if item is None else _HOT[item],
@@ -252,8 +319,7 @@ def _compile(cls: type, item: type | None = None) -> Callable[[Any], Any]:
         for field, var in zip(fields, variables, strict=True):
             namespace[f"_set_{field.name}"] = getattr(cls, field.name).__set__
             lines.append(f"    _set_{field.name}(new, {var})\n")
-        namespace["_set_raw"] = cls.raw.__set__  # type: ignore[attr-defined]
-        lines.append("    _set_raw(new, None)\n")
+        # ``raw`` stays unset: it reads None (models._Wire), one store less per record.
         lines.append("    return new\n")
     else:
         lines.append(f"    return _cls({', '.join(variables)})\n")
@@ -263,27 +329,173 @@ def _compile(cls: type, item: type | None = None) -> Callable[[Any], Any]:
 
 
 _HOT: dict[object, Callable[[Any], Any]] = {}
+_PAGE_ITEM: dict[object, type] = {}
 for _model in _MODELS:
     _HOT[_model] = _compile(_model)
 for _model in _ITEMS:
     _HOT[Page[_model]] = _compile(Page, _model)  # type: ignore[valid-type]
+    _PAGE_ITEM[Page[_model]] = _model  # type: ignore[valid-type]
+
+# -- the tolerant path ----------------------------------------------------------------
+# Runs only when the hot function raised, on that record (or page) alone. Required
+# fields (typed without None) go through the same hooks and a failure is a
+# ProtocolError naming the wire field; an optional field that is missing, null or
+# unreadable becomes None ("" for symbol), the record keeps its wire object in ``raw``,
+# and a warning is logged once per (model, field, kind of problem).
+
+_log = logging.getLogger("margin_async")
+#: (model, field, kind) already warned about; kinds: missing, null, invalid, out of range.
+_warned: set[tuple[str, str, str]] = set()
+_MISSING: Any = object()
+
+
+@attrs.frozen
+class _Spec:
+    name: str
+    wire: str
+    hook: Callable[[Any, type], Any]
+    required: bool
+    default: Any
+
+
+def _specs(cls: type) -> tuple[_Spec, ...]:
+    specs = []
+    for f in _wire_fields(cls):
+        if f.name == "items":
+            continue  # a page's items: see _tolerant_page
+        if f.name == "symbol":
+            # Always a str: null is the exchange's cross margin, anything odd is "".
+            specs.append(_Spec(f.name, "symbol", _symbol, required=False, default=""))
+            continue
+        base = _base(f.type)
+        specs.append(_Spec(f.name, wire_name(f.name), _STRICT[base], base is f.type, None))
+    return tuple(specs)
+
+
+_SPECS: dict[type, tuple[_Spec, ...]] = {cls: _specs(cls) for cls in (*_MODELS, Page)}
+
+
+def _display(cls: object) -> str:
+    item = _PAGE_ITEM.get(cls)
+    return f"Page[{item.__name__}]" if item is not None else getattr(cls, "__name__", str(cls))
+
+
+def _not_an_object(cls: object, value: object, path: str) -> ProtocolError:
+    got = "null" if value is None else type(value).__name__
+    return ProtocolError(f"unexpected reply for {_display(cls)}: {path} is {got}, not an object")
+
+
+def _fields(
+    cls: type, data: dict[str, Any], path: str, shown: object
+) -> tuple[list[Any], list[tuple[_Spec, str, str]]]:
+    """The values of ``cls``'s fields read from ``data``, and the problems tolerated."""
+    values: list[Any] = []
+    problems: list[tuple[_Spec, str, str]] = []
+    for spec in _SPECS[cls]:
+        value = data.get(spec.wire, _MISSING)
+        if value is _MISSING:
+            kind, detail = "missing", "is missing"
+        else:
+            try:
+                values.append(spec.hook(value, object))
+                continue
+            except (ValueError, TypeError, ArithmeticError) as exc:
+                if value is None:
+                    kind, detail = "null", "is null"
+                elif isinstance(exc, _OutOfRange):
+                    kind, detail = "out of range", f"is out of range ({exc})"
+                else:
+                    kind, detail = "invalid", f"is invalid ({exc})"
+        if spec.required:
+            raise ProtocolError(
+                f"unexpected reply shape for {_display(shown)}: {path}.{spec.wire} {detail}"
+            )
+        values.append(spec.default)
+        problems.append((spec, kind, detail))
+    return values, problems
+
+
+def _warn(cls: type, problems: list[tuple[_Spec, str, str]]) -> None:
+    for spec, kind, detail in problems:
+        key = (cls.__name__, spec.name, kind)
+        if key in _warned:
+            continue
+        _warned.add(key)
+        _log.warning(
+            "%s.%s: the exchange's %r %s; the %s is kept with %s=%r and its wire object "
+            "in .raw (logged once per model, field and kind of problem)",
+            cls.__name__,
+            spec.name,
+            spec.wire,
+            detail,
+            "page" if cls is Page else "record",
+            spec.name,
+            spec.default,
+        )
+
+
+def _tolerant(cls: type[T], data: Any, path: str, shown: object = None) -> T:
+    """Build ``cls`` from a record the hot function refused (see above)."""
+    if not isinstance(data, dict):
+        raise _not_an_object(shown or cls, data, path)
+    values, problems = _fields(cls, data, path, shown or cls)
+    record = cls(*values, raw=data if problems else None)  # type: ignore[call-arg]
+    _warn(cls, problems)
+    return record
+
+
+def _tolerant_page(cls: object, item: type[T], data: Any, path: str) -> Page[T]:
+    """Build ``Page[item]`` from a page the hot function refused (see above)."""
+    if not isinstance(data, dict):
+        raise _not_an_object(cls, data, path)
+    items = data.get("items", _MISSING)
+    if not isinstance(items, list):
+        got = "missing" if items is _MISSING else f"{_excerpt(items)}, not a list"
+        raise ProtocolError(f"unexpected reply shape for {_display(cls)}: {path}.items is {got}")
+    values, problems = _fields(Page, data, path, cls)
+    hot = _HOT[item]
+    try:
+        records = tuple(map(hot, items))
+    except Exception:
+        records = tuple(
+            _record(hot, item, entry, f"{path}.items[{index}]", cls)
+            for index, entry in enumerate(items)
+        )
+    raw = {key: value for key, value in data.items() if key != "items"} if problems else None
+    page: Page[T] = Page(records, *values, raw=raw)
+    _warn(Page, problems)
+    return page
+
+
+def _record(hot: Callable[[Any], T], item: type[T], entry: Any, path: str, shown: object) -> T:
+    try:
+        return hot(entry)
+    except Exception:
+        return _tolerant(item, entry, path, shown)
 
 
 def structure(data: Any, cls: type[T], *, what: str = "data") -> T:
-    """Build ``cls`` from decoded JSON, or raise :class:`ProtocolError` naming the field."""
-    try:
-        hot = _HOT.get(cls)
-        if hot is not None:
+    """Build ``cls`` from decoded JSON (``what`` names it in messages).
+
+    Raises :class:`ProtocolError` naming the wire field when a required field is
+    missing, null or unreadable; an optional one becomes ``None`` (see the models).
+    """
+    hot = _HOT.get(cls)
+    if hot is not None:
+        try:
             result: T = hot(data)
             return result
+        except Exception:
+            item = _PAGE_ITEM.get(cls)
+            if item is not None:
+                page: T = _tolerant_page(cls, item, data, what)  # type: ignore[assignment]
+                return page
+            return _tolerant(cls, data, what)
+    try:
         return _fast.structure(data, cls)
     except Exception as fast_error:
-        name = getattr(cls, "__name__", str(cls))
         if not isinstance(data, dict):
-            got = "null" if data is None else type(data).__name__
-            raise ProtocolError(
-                f"unexpected reply for {name}: {what} is {got}, not an object"
-            ) from None
+            raise _not_an_object(cls, data, what) from None
         try:
             _detailed.structure(data, cls)
         except Exception as detailed_error:
@@ -293,23 +505,52 @@ def structure(data: Any, cls: type[T], *, what: str = "data") -> T:
             )
         else:  # pragma: no cover - both converters share one configuration
             details = f"{type(fast_error).__name__}: {fast_error}"
-        raise ProtocolError(f"unexpected reply shape for {name}: {details}") from None
+        raise ProtocolError(f"unexpected reply shape for {_display(cls)}: {details}") from None
 
 
 def page_server_time(data: Any) -> int | None:
-    """The exchange's clock (epoch ms) when it served a history page, if the page says."""
+    """The exchange's clock (epoch ms) when it served a history page, if the page says.
+
+    ``None`` when the page has no readable ``timestamp`` (as ``Page.timestamp``).
+    """
     served = data.get("timestamp") if isinstance(data, dict) else None
-    return served if isinstance(served, int) and not isinstance(served, bool) else None
+    try:
+        return None if served is None else _int(served, int)
+    except ValueError:
+        return None
+
+
+#: The models to_dict() accepts; nothing else (a Credentials above all) is ever dumped.
+_DUMPABLE = (*_MODELS, Page)
+_DUMP_FIELDS: dict[type, tuple[str, ...]] = {
+    cls: tuple(f.name for f in _wire_fields(cls)) for cls in _DUMPABLE
+}
 
 
 def to_dict(obj: Any) -> dict[str, Any]:
-    """A model as a flat dict with Python field names; amounts as exact strings."""
+    """A model as a flat dict with Python field names; amounts as exact strings.
+
+    Only margin-async's models (``BorrowResult``, ``RepayResult``, ``BorrowOrder``,
+    ``RepayOrder``, ``InterestRecord``, ``Page`` with its items as dicts) are accepted;
+    anything else, credentials above all, is a :class:`ValidationError`. ``raw`` is not
+    included; times stay epoch ms, absent values ``None``.
+    """
+    fields = _DUMP_FIELDS.get(type(obj))
+    if fields is None:
+        names = ", ".join(cls.__name__ for cls in _DUMPABLE)
+        raise ValidationError(
+            "obj",
+            f"to_dict takes one of margin-async's models ({names}), "
+            f"not {type(obj).__name__}; credentials are never dumped",
+        )
     out: dict[str, Any] = {}
-    for field in _wire_fields(type(obj)):
-        value = getattr(obj, field.name)
+    for name in fields:
+        value = getattr(obj, name)
         if isinstance(value, Decimal):
             value = str(value)
         elif isinstance(value, OrderStatus):
             value = value.value
-        out[field.name] = value
+        elif name == "items" and isinstance(obj, Page):
+            value = [to_dict(record) for record in value]
+        out[name] = value
     return out

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 
@@ -51,6 +51,26 @@ def _ms_to_datetime(ms: int | None) -> datetime | None:
         return _EPOCH + timedelta(milliseconds=ms)  # exact: no float rounding
     except OverflowError:
         return None
+
+
+class _Wire:
+    """Base of the models: ``raw`` reads ``None`` until set.
+
+    The hot structure functions of :mod:`margin_async.convert` leave the ``raw`` slot
+    of a well-formed record unset (one store less per record); reading an unset slot
+    raises ``AttributeError``, which Python then hands to ``__getattr__`` here.
+    Everything attrs generates (``evolve``, pickling, ``asdict``) reads fields with
+    ``getattr`` and so sees ``None`` too.
+    """
+
+    __slots__ = ()
+
+    if not TYPE_CHECKING:  # to mypy, a class with __getattr__ has every attribute
+
+        def __getattr__(self, name: str) -> Any:
+            if name == "raw":
+                return None
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
 
 class TimeInForce(enum.StrEnum):
@@ -90,7 +110,7 @@ class OrderStatus(enum.StrEnum):
 
 
 @attrs.frozen
-class BorrowResult:
+class BorrowResult(_Wire):
     """The answer to a borrow: the order number and the amount actually borrowed.
 
     Both are required. ``raw`` is always ``None`` here (no field is optional); it is
@@ -107,7 +127,7 @@ class BorrowResult:
 
 
 @attrs.frozen
-class RepayResult:
+class RepayResult(_Wire):
     """The answer to a repay: order number, amount repaid, and server time (epoch ms).
 
     ``timestamp`` is optional (``None`` when the reply has none); ``raw`` is the
@@ -131,7 +151,7 @@ class RepayResult:
 
 
 @attrs.frozen
-class BorrowOrder:
+class BorrowOrder(_Wire):
     """One record of borrow history. ``symbol`` is ``""`` for cross margin.
 
     Required: ``order_no``, ``size``, ``actual_size``. Optional (``None`` when missing
@@ -161,7 +181,7 @@ class BorrowOrder:
 
 
 @attrs.frozen
-class RepayOrder:
+class RepayOrder(_Wire):
     """One record of repay history: ``size`` requested, split into ``principal`` and
     ``interest``. ``symbol`` is ``""`` for cross margin.
 
@@ -194,7 +214,7 @@ class RepayOrder:
 
 
 @attrs.frozen
-class InterestRecord:
+class InterestRecord(_Wire):
     """One interest accrual: daily rate ``day_ratio`` and ``interest_amount`` charged.
 
     Required: ``interest_amount``. Optional (``None`` when missing or unreadable, with
@@ -220,7 +240,7 @@ class InterestRecord:
 
 
 @attrs.frozen
-class Page(Generic[T]):
+class Page(_Wire, Generic[T]):
     """One page of a history: its ``items`` (newest first) and the paging counters.
 
     ``items`` and the four counters are required: a walk acts on all of them (which

@@ -227,6 +227,17 @@ def _variants(item: dict[str, object]) -> list[object]:
         "SUCCESS",
         "FROZEN",
         1729657580449,
+        10**18,
+        10**18 + 1,
+        -(10**19),
+        "1" + "0" * 18,
+        "1" + "0" * 19,
+        Decimal("1E+18"),
+        Decimal("1E+19"),
+        Decimal("1E+1000000"),
+        Decimal("0E+1000000"),
+        Decimal("1E+999999999"),
+        "1e999999999",
     ]
     out: list[object] = [item, {**item, "extra": 1}, [], None, "x"]
     for key in item:
@@ -280,3 +291,34 @@ def test_hot_page_function_agrees_with_cattrs() -> None:
         except Exception:
             got = "error"
         assert got == expected, data
+
+
+@pytest.mark.parametrize(
+    ("model", "item"),
+    [
+        (BorrowOrder, borrow_item()),
+        (RepayOrder, repay_item()),
+        (InterestRecord, interest_item()),
+        (BorrowResult, {"orderNo": "1", "actualSize": "10"}),
+        (RepayResult, {"orderNo": "1", "actualSize": "10", "timestamp": 1729657580449}),
+        (Page[BorrowOrder], page([borrow_item()])),
+    ],
+)
+def test_tolerant_path_agrees_with_the_hot_path(model: Any, item: dict[str, object]) -> None:
+    """Where the hot function succeeds, structure() gives the same record (raw None);
+    where it fails, the record comes back with ``raw`` set, or a ProtocolError."""
+    hot = convert._HOT[model]
+    for data in _variants(item):
+        try:
+            fast: object = hot(data)
+        except Exception:
+            fast = None
+        try:
+            got: Any = structure(data, model)
+        except ProtocolError:
+            assert fast is None, data
+            continue
+        if fast is not None:
+            assert got == fast and got.raw is None, data
+        else:
+            assert got.raw is not None, data
