@@ -10,6 +10,7 @@ touching anything. Each corpus covers a class of input, not one instance of it.
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -263,6 +264,44 @@ async def test_oversized_body_is_400100_and_applies_nothing(
     status, _, payload = await call(http, fake, indebted, "POST", BORROW, body)
     assert (status, payload["code"]) == (400, "400100")
     assert state(fake, indebted.api_key) == before
+
+
+def bomb(wbits: int, inflated: int = 48 << 20) -> bytes:
+    """A small compressed body that inflates to ``inflated`` bytes (``wbits`` 31: gzip,
+    15: deflate), compressed a chunk at a time so the test never holds it inflated."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, wbits)
+    head = b'{"currency":"USDT","size":1,"timeInForce":"IOC","pad":"'
+    parts = [packer.compress(head)]
+    chunk = b"0" * (1 << 20)
+    parts += [packer.compress(chunk) for _ in range(inflated >> 20)]
+    parts.append(packer.compress(b'"}') + packer.flush())
+    return b"".join(parts)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "make"),
+    [
+        ("gzip", lambda: bomb(31)),
+        ("deflate", lambda: bomb(15)),
+        ("gzip", lambda: b"\x1f\x8b\x08\x00" + b"\xff" * 64),
+        ("deflate", lambda: b"\x78\x9c" + b"\xff" * 64),
+    ],
+    ids=["gzip-bomb", "deflate-bomb", "gzip-garbage", "deflate-garbage"],
+)
+async def test_hostile_content_encoding_is_400100_and_applies_nothing(
+    fake: FakeKuCoin,
+    http: aiohttp.ClientSession,
+    indebted: Credentials,
+    encoding: str,
+    make: Callable[[], bytes],
+) -> None:
+    before = state(fake, indebted.api_key)
+    body = make()
+    headers = {**kc_headers(indebted, "POST", BORROW, body), "Content-Encoding": encoding}
+    status, _, payload = await send(http, fake, "POST", BORROW, body, headers)
+    assert (status, payload["code"]) == (400, "400100")
+    assert state(fake, indebted.api_key) == before
+    assert_no_500(fake)
 
 
 # -- query ----------------------------------------------------------------------------------

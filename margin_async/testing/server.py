@@ -15,8 +15,8 @@ Wire behaviour (see ``DESIGN.md``, "Wire facts"):
   timestamp that is not 1 to 20 ASCII digits is ``400002`` (``str.isdigit()`` would
   pass ``"²"`` and fullwidth digits); a size that is not above 0, or is ``1e20`` or
   more, or has over 18 decimal places or over 40 digits, JSON that cannot be converted
-  (an exponent beyond ``Decimal``'s range, an integer of over 4300 digits) and a body
-  over 1 MiB are ``400100``.
+  (an exponent beyond ``Decimal``'s range, an integer of over 4300 digits), a body
+  over 1 MiB and one whose ``Content-Encoding`` cannot be decoded are ``400100``.
 * Rate limit: per account, a window of ``rate_limit_window_ms`` that starts at the
   account's first authenticated request; a request whose weight exceeds what remains is
   answered HTTP 429 ``429000`` and not processed. Every authenticated reply carries
@@ -65,7 +65,7 @@ from typing import Any, Final, Literal
 
 import attrs
 from aiohttp import web
-from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 
 from margin_async.auth import Credentials
 from margin_async.testing.auth import AuthFailure, KeyRecord, verify
@@ -822,6 +822,10 @@ class FakeKuCoin:
         except web.HTTPRequestEntityTooLarge:
             # A parameter error like any other, rather than aiohttp's plain-text 413.
             return self._json(400, _error_body("400100", "Request body is too large"))
+        except RequestPayloadError:
+            # A body aiohttp could not decode: corrupt gzip/deflate, or one inflating
+            # past aiohttp's own cap. Nothing was read, so nothing can be applied.
+            return self._json(400, _error_body("400100", "Malformed request body"))
         route = _ROUTES.get(route_name)
         if route is None:
             return self._json(404, _error_body("404000", "Not Found"))
