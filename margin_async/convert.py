@@ -1,7 +1,11 @@
 """The one place that knows how fields are spelled on the wire.
 
 A cattrs converter turns decoded JSON (camelCase) into the attrs models of
-:mod:`margin_async.models` (snake_case), with amounts as exact ``Decimal``.
+:mod:`margin_async.models` (snake_case), with amounts as exact ``Decimal``. Well-formed
+replies take a generated hot path; anything else takes a tolerant path that is liberal
+exactly as DESIGN.md says (see the models): an optional field that does not read
+becomes ``None``, a required one is a :class:`ProtocolError` naming the wire field.
+Integers of absurd magnitude are refused before any conversion (``MAX_WIRE_INT``).
 """
 
 from __future__ import annotations
@@ -368,7 +372,8 @@ def _specs(cls: type) -> tuple[_Spec, ...]:
             specs.append(_Spec(f.name, "symbol", _symbol, required=False, default=""))
             continue
         base = _base(f.type)
-        specs.append(_Spec(f.name, wire_name(f.name), _STRICT[base], base is f.type, None))
+        required = base is f.type  # typed without None
+        specs.append(_Spec(f.name, wire_name(f.name), _STRICT[base], required, None))
     return tuple(specs)
 
 
