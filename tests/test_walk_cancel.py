@@ -113,3 +113,27 @@ async def test_a_walk_kept_open_across_the_close_says_the_client_closed(
     with pytest.raises(ClientClosedError):
         await anext(pages)
     assert _sdk_tasks() == []
+
+
+async def test_closing_the_client_while_a_walk_waits_for_a_page(
+    slow: FakeKuCoin, creds: Credentials
+) -> None:
+    """The consumer is waiting for page 2 when another task closes the client: it gets
+    ClientClosedError, not a CancelledError it never asked for."""
+    client = MarginClient(creds, base_url=slow.url)
+    reached: list[int] = []
+    first = asyncio.Event()
+
+    async def consume() -> None:
+        async for page in client.borrow_history("USDT", page_size=10, prefetch=3).pages():
+            reached.append(page.current_page)
+            first.set()
+
+    consumer = asyncio.create_task(consume())
+    await first.wait()
+    await asyncio.sleep(0.05)  # waiting for page 2 now
+    await client.close()
+    with pytest.raises(ClientClosedError):
+        await consumer
+    assert reached == [1]
+    assert _sdk_tasks() == []

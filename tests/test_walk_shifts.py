@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from scripted_history import Entry, History, Query, interest, now_ms
 
-from margin_async import Credentials, InterestRecord, MarginClient, ProtocolError
+from margin_async import Credentials, InterestRecord, MarginClient, Paginator, ProtocolError
 from margin_async.follow import record_key
 from margin_async.testing import FakeKuCoin
 
@@ -203,3 +203,22 @@ async def test_fake_late_posting_inside_the_window_is_not_repeated(
     assert got == truth
     assert all(isinstance(k, str) for k in got)
     assert InterestRecord  # the walk typed its records
+
+
+async def test_a_shift_among_too_many_records_of_one_time_is_refused() -> None:
+    """Nine pages of records of one millisecond, then the history changes: the walk
+    cannot tell which of them it handed over, and says so instead of guessing."""
+    t = now_ms() - 600_000
+    entries = [interest(f"0.{i:04d}", t) for i in range(95)]
+    async with History(entries) as history:
+        history.before = _on_first_ask(10, lambda: history.remove(entries[0]))
+        with pytest.raises(ProtocolError, match="share one time"):
+            await _walk(history, 1)
+
+
+def test_a_paginator_without_a_time_window_cannot_follow() -> None:
+    async def fetch(n: int) -> Any:
+        raise AssertionError
+
+    with pytest.raises(TypeError, match="cannot follow"):
+        Paginator(lambda: fetch).follow()
