@@ -298,3 +298,25 @@ async def test_a_server_that_is_not_kucoin_says_so_once(
     assert "may or may not" not in message
     assert message.count("<!DOCTYPE html>") == 1  # one short excerpt, not the page twice
     assert len(seen) == 1  # no resend, no history read
+
+
+async def test_a_gateway_that_closes_idle_connections_causes_no_false_alarm() -> None:
+    # The gateway drops a request that arrives on a connection idle for longer than
+    # 0.2 s (its close notice not yet seen by the client). A bot that borrows and repays
+    # every 0.3 s, reading history in between, must never see an unknown outcome: the
+    # old client reused the pooled connection and every such money call was a false alarm.
+    async with FakeKuCoin(idle_close_after=0.2) as fake:
+        creds = fake.add_account()
+        retry = RetryPolicy(attempts=4, base_delay=0, max_delay=0)
+        false_alarms = 0
+        async with MarginClient(creds, base_url=fake.url, retry=retry) as c:
+            await c.get_borrow_history("USDT")  # a pooled connection to go stale
+            for n in range(8):
+                await asyncio.sleep(0.3)
+                try:
+                    await (c.borrow("USDT", "10") if n % 2 == 0 else c.repay("USDT", "10"))
+                except OutcomeUnknownError:
+                    false_alarms += 1
+                await c.get_borrow_history("USDT")
+        assert false_alarms == 0
+        assert len(fake.ledger(creds.api_key)) == 8
