@@ -287,7 +287,7 @@ async def test_an_optional_field_gone_wrong_keeps_the_record(
         result = await invoke(c)
     record = result.items[0] if call.endswith("_page") else result
     if field == "timestamp":
-        assert getattr(result, "timestamp") is None
+        assert result.timestamp is None
     else:
         python_name = re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), field)
         assert getattr(record, python_name) in (None, "")
