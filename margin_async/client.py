@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
 from decimal import Decimal
 from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 import aiohttp
 
@@ -21,7 +20,6 @@ from margin_async.endpoints._params import (
     CurrencyArg,
     HistoryFilter,
     HistorySpec,
-    Movement,
     TimeArg,
     page_number,
 )
@@ -30,7 +28,6 @@ from margin_async.endpoints._params import (
 )
 from margin_async.endpoints.leverage import leverage_request
 from margin_async.endpoints.server_time import server_time_request
-from margin_async.errors import MarginError, OutcomeUnknownError, ProtocolError
 from margin_async.events import ResponseHook
 from margin_async.history import history_walk
 from margin_async.models import (
@@ -43,9 +40,9 @@ from margin_async.models import (
     TimeInForce,
 )
 from margin_async.pagination import Paginator
-from margin_async.reconcile import CLOCK_TOLERANCE_MS, KnownOrders, find_order, same_margin
+from margin_async.reconcile import KnownOrders, Reconciler
 from margin_async.retry import RetryPolicy
-from margin_async.session import DEFAULT_BASE_URL, Exposure, NotKuCoinError, Session
+from margin_async.session import DEFAULT_BASE_URL, Session
 
 __all__ = ["DEFAULT_PAGE_SIZE", "DEFAULT_PREFETCH", "MarginClient"]
 
@@ -127,11 +124,21 @@ class MarginClient:
         self._credentials = credentials
         self._base_url = base_url
         self._label = label
-        self._known = KnownOrders()
-        self._movement_locks: dict[tuple[str, str, str | None, Decimal], asyncio.Lock] = {}
-        # Identical movements whose outcome stayed unknown: their order, if any, could be
-        # mistaken for a later one's, so they make its reconciliation ambiguous.
-        self._unknown: dict[tuple[str, str, str | None, Decimal], int] = {}
+        known = KnownOrders()
+        self._borrows = Reconciler(
+            self._session,
+            known,
+            _borrow.HISTORY,
+            parse=lambda data: structure(data, BorrowResult),
+            from_order=lambda o: BorrowResult(o.order_no, o.actual_size),
+        )
+        self._repays = Reconciler(
+            self._session,
+            known,
+            _repay.HISTORY,
+            parse=lambda data: structure(data, RepayResult),
+            from_order=lambda o: RepayResult(o.order_no, o.principal + o.interest, o.created_time),
+        )
 
     def __repr__(self) -> str:
         label = f", label={self._label!r}" if self._label else ""
@@ -203,12 +210,7 @@ class MarginClient:
         movement = _borrow.borrow_request(
             currency, size, time_in_force, symbol=symbol, is_isolated=is_isolated, is_hf=is_hf
         )
-        return await self._move(
-            movement,
-            _borrow.HISTORY,
-            parse=lambda data: structure(data, BorrowResult),
-            from_order=lambda o: BorrowResult(o.order_no, o.actual_size),
-        )
+        return await self._borrows.move(movement)
 
     async def repay(
         self,
@@ -226,121 +228,7 @@ class MarginClient:
         movement = _repay.repay_request(
             currency, size, symbol=symbol, is_isolated=is_isolated, is_hf=is_hf
         )
-        return await self._move(
-            movement,
-            _repay.HISTORY,
-            parse=lambda data: structure(data, RepayResult),
-            from_order=lambda o: RepayResult(o.order_no, o.principal + o.interest, o.created_time),
-        )
-
-    async def _move(
-        self,
-        movement: Movement,
-        history: HistorySpec[OrderT],
-        *,
-        parse: Callable[[Any], ResultT],
-        from_order: Callable[[OrderT], ResultT],
-    ) -> ResultT:
-        """Send a borrow/repay once; if its answer is lost or unreadable, find it in history."""
-        key = (movement.request.path, movement.currency, movement.symbol, movement.size)
-        # One identical movement at a time per client: if two were in flight and one
-        # answer were lost, reconciliation could not tell whose order is whose.
-        async with self._movement_locks.setdefault(key, asyncio.Lock()):
-            offset_before = self._session.clock_offset_ms
-            sent_at = self._session.now_ms()
-            exposure = Exposure()
-            try:
-                try:
-                    result = parse(await self._session.request(movement.request, exposure))
-                except NotKuCoinError:
-                    raise  # not the exchange: nothing there can have applied it
-                except (OutcomeUnknownError, ProtocolError) as lost:
-                    # A reply we cannot read may still be the answer to an applied order.
-                    # A clock resync while sending moved "now": search from the earlier time.
-                    since = sent_at + min(0, self._session.clock_offset_ms - offset_before)
-                    earlier = self._unknown.get(key)
-                    try:
-                        order = await self._reconcile(
-                            movement, history, since, lost, earlier_unknown=earlier
-                        )
-                    except OutcomeUnknownError:
-                        self._unknown[key] = sent_at
-                        raise
-                    result = from_order(order)
-            except asyncio.CancelledError:
-                if exposure.sent:
-                    # The caller gave up, but the exchange may have applied it: the same
-                    # shadow as an unknown outcome, so a later twin cannot claim its order.
-                    self._unknown[key] = sent_at
-                    _log.warning(
-                        "cancelled after sending; the outcome is unknown, check the "
-                        "account's history before trying again: %s",
-                        movement.request,
-                    )
-                raise
-            self._known.add(result.order_no)
-            return result
-
-    async def _reconcile(
-        self,
-        movement: Movement,
-        history: HistorySpec[OrderT],
-        sent_at: int,
-        lost: MarginError,
-        *,
-        earlier_unknown: int | None = None,
-    ) -> OrderT:
-        """The order ``movement`` created, read from history, or ``OutcomeUnknownError``.
-
-        ``earlier_unknown`` is when an identical movement whose outcome stayed unknown
-        was sent: if that was recently, a match could be its order, not this one's.
-        """
-        filters = HistoryFilter(
-            currency=movement.currency,
-            is_isolated=movement.symbol is not None,
-            symbol=movement.symbol,
-            start_time=sent_at - CLOCK_TOLERANCE_MS,
-        )
-
-        async def read_recent() -> Sequence[OrderT]:
-            request = history.request(filters, 1, _RECONCILE_PAGE)
-            return structure(await self._session.request(request), history.page_type).items
-
-        def matches(order: OrderT) -> bool:
-            return bool(
-                order.currency == movement.currency
-                and same_margin(order.symbol, movement.symbol)
-                and order.size == movement.size
-            )
-
-        try:
-            found = await find_order(read_recent, matches, self._known)
-        except (MarginError, LookupError) as exc:
-            # The history read often fails the way the request did: say it once.
-            why = "the history read failed the same way" if str(exc) == str(lost) else str(exc)
-            raise OutcomeUnknownError(
-                f"{lost}; reconciliation could not tell: {why}. Check the account's "
-                "history before trying again.",
-                movement.request,
-            ) from exc
-        if (
-            found is not None
-            and earlier_unknown is not None
-            and (earlier_unknown >= sent_at - _UNKNOWN_SHADOW_MS)
-        ):
-            raise OutcomeUnknownError(
-                f"{lost}; order {found.order_no} matches, but so could an identical "
-                "order sent moments before whose outcome is unknown. Check the account's "
-                "history before trying again.",
-                movement.request,
-            ) from lost
-        if found is None:
-            raise OutcomeUnknownError(
-                f"{lost}; no matching order in the account's history yet. Check it "
-                "again before trying again.",
-                movement.request,
-            ) from lost
-        return found
+        return await self._repays.move(movement)
 
     async def modify_leverage(
         self, leverage: Amount, *, symbol: str | None = None, is_isolated: bool = False

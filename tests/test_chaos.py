@@ -49,7 +49,7 @@ def fast_reconcile(monkeypatch: pytest.MonkeyPatch) -> None:
         kwargs["interval"] = 0.01
         return await real(*args, **kwargs)
 
-    monkeypatch.setattr("margin_async.client.find_order", quick)
+    monkeypatch.setattr("margin_async.reconcile.find_order", quick)
 
 
 async def test_chaos_never_counts_an_application_twice_or_misses_one() -> None:

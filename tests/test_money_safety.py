@@ -53,7 +53,7 @@ def fast_reconcile(monkeypatch: pytest.MonkeyPatch) -> None:
         kwargs["interval"] = 0.01
         return await real(*args, **kwargs)
 
-    monkeypatch.setattr("margin_async.client.find_order", quick)
+    monkeypatch.setattr("margin_async.reconcile.find_order", quick)
 
 
 async def wait_until(condition: Callable[[], bool]) -> None:
@@ -320,3 +320,40 @@ async def test_a_gateway_that_closes_idle_connections_causes_no_false_alarm() ->
                 await c.get_borrow_history("USDT")
         assert false_alarms == 0
         assert len(fake.ledger(creds.api_key)) == 8
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        # No creation time: nothing places the order after this call's sending.
+        borrow_item(orderNo="B-1", createdTime=None),
+        # A symbol missing or mistyped is not cross margin: it says nothing at all.
+        {k: v for k, v in borrow_item(orderNo="B-1").items() if k != "symbol"},
+        borrow_item(orderNo="B-1", symbol=7),
+    ],
+    ids=["no-created-time", "no-symbol", "numeric-symbol"],
+)
+async def test_a_match_with_an_unreadable_field_is_not_taken(
+    mock: aioresponses, item: dict[str, Any]
+) -> None:
+    if item.get("createdTime", 0) is not None:
+        item["createdTime"] = int(time.time() * 1000)
+    mock.post(BASE + BORROW_PATH, exception=aiohttp.ServerDisconnectedError())
+    mock.get(url_re(BORROW_PATH), payload=ok(page([item])), repeat=True)
+    async with client() as c:
+        with pytest.raises(OutcomeUnknownError):
+            await c.borrow("USDT", "10")
+
+
+async def test_a_repay_match_with_absurd_amounts_is_unknown_not_a_crash(
+    mock: aioresponses,
+) -> None:
+    now = int(time.time() * 1000)
+    item = repay_item(
+        orderNo="R-1", size="10", principal="1e999999999", interest="1", createdTime=now
+    )
+    mock.post(BASE + REPAY_PATH, exception=aiohttp.ServerDisconnectedError())
+    mock.get(url_re(REPAY_PATH), payload=ok(page([item])), repeat=True)
+    async with client() as c:
+        with pytest.raises(OutcomeUnknownError, match="unreadable"):
+            await c.repay("USDT", "10")

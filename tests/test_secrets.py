@@ -51,7 +51,7 @@ SECRETS = (SECRET, PASSPHRASE, SIGNED_PASSPHRASE)
 @pytest.fixture(autouse=True)
 def fast_reconcile(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        "margin_async.client.find_order",
+        "margin_async.reconcile.find_order",
         functools.partial(_reconcile.find_order, interval=0),
         raising=False,
     )

@@ -57,7 +57,7 @@ BORROWED = ok({"orderNo": "B-1", "actualSize": "10"})
 def fast_reconcile(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Reconciliation rereads history 0.5 s apart; no need to wait in unit tests."""
     monkeypatch.setattr(
-        "margin_async.client.find_order",
+        "margin_async.reconcile.find_order",
         functools.partial(_reconcile.find_order, interval=0),
         raising=False,
     )
