@@ -37,6 +37,9 @@ __all__ = ["FollowCursor", "Follower", "Window", "record_key"]
 
 _log = logging.getLogger("margin_async")
 
+# Records ignored (stamped outside their window) remembered so as to log each once.
+_REPORTED = 256
+
 T = TypeVar("T")
 
 
@@ -198,6 +201,7 @@ class Follower(Generic[T]):
             self._delivered[key] += 1
             self._order.append((ms, key))
         self._poll: Window[T] | None = None
+        self._reported: dict[str, None] = {}  # records ignored and logged (oldest first)
 
     @property
     def cursor(self) -> FollowCursor:
@@ -238,7 +242,13 @@ class Follower(Generic[T]):
         """``(key, time to remember it by, created_time)`` if ``record`` is new, else ``None``."""
         created = created_ms(record)
         if created is not None and not sieve.start <= created <= sieve.end:
-            if not sieve.ignored:
+            # Once per poll, and not again for a record already reported (a poll every
+            # few seconds meets it until the window moves past it).
+            key = record_key(record)
+            if not sieve.ignored and key not in self._reported:
+                if len(self._reported) >= _REPORTED:
+                    self._reported.pop(next(iter(self._reported)))
+                self._reported[key] = None
                 _log.warning(
                     "follow: ignored a record stamped %d, outside the window asked for "
                     "[%d, %d] (not epoch milliseconds, or the exchange's clock is off): %r",
