@@ -57,7 +57,10 @@ def _text(value: Any) -> str:
 
 def _human(field: str, value: Any) -> str:
     if field in _TIME_FIELDS and isinstance(value, int) and not isinstance(value, bool):
-        moment = datetime.fromtimestamp(value / 1000, tz=UTC)
+        try:
+            moment = datetime.fromtimestamp(value // 1000, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            return str(value)  # past what a calendar can show (year 9999): the raw ms
         return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{value % 1000:03d}Z"
     return _text(value)
 

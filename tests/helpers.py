@@ -186,15 +186,6 @@ def json_bytes(value: Any) -> bytes:
     return json.dumps(value).encode()
 
 
-def walk_pages(total: int, per_page: int = 2) -> Iterator[dict[str, Any]]:
-    for n in range(1, total + 1):
-        items = [
-            borrow_item(orderNo=f"{n:04d}-{i}", createdTime=1729657580449 - n * 1000 - i)
-            for i in range(per_page)
-        ]
-        yield page(items, current_page=n, total_page=total, page_size=per_page)
-
-
 class _Records(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)

@@ -586,3 +586,10 @@ def test_main_in_process(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> 
     assert "lacks api_passphrase" in capsys.readouterr().err
     assert main(["demo", "--records", "100", "--no-progress"]) == 0
     assert "exact_sum".upper() in capsys.readouterr().out
+
+
+def test_a_time_past_the_calendar_prints_as_milliseconds() -> None:
+    from margin_async.cli_format import _human
+
+    assert _human("created_time", 10**17) == str(10**17)
+    assert _human("created_time", 1729657580449) == "2024-10-23 04:26:20.449Z"
