@@ -35,17 +35,22 @@ from margin_async.models import (
 from margin_async.pagination import Paginator
 from margin_async.pool import AccountError, AccountPool, AccountRecord
 from margin_async.retry import RetryPolicy
+from margin_async.session import DEFAULT_BASE_URL
+from margin_async.types import Amount, CurrencyArg, TimeArg
 
 __all__ = [
+    "DEFAULT_BASE_URL",
     "AccountError",
     "AccountPool",
     "AccountRecord",
+    "Amount",
     "ApiError",
     "AuthenticationError",
     "BorrowOrder",
     "BorrowResult",
     "ClientClosedError",
     "Credentials",
+    "CurrencyArg",
     "FollowCursor",
     "Follower",
     "InterestRecord",
@@ -62,6 +67,7 @@ __all__ = [
     "RepayResult",
     "ResponseEvent",
     "RetryPolicy",
+    "TimeArg",
     "TimeInForce",
     "TimestampError",
     "TransportError",

@@ -10,13 +10,14 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Generic, TypeAlias, TypeVar
+from typing import Generic, TypeVar
 
 import attrs
 
 from margin_async.errors import ValidationError
 from margin_async.models import Page, TimeInForce
 from margin_async.request import Request, Safety
+from margin_async.types import Amount, CurrencyArg, TimeArg
 
 __all__ = [
     "Amount",
@@ -28,12 +29,6 @@ __all__ = [
     "json_body",
 ]
 
-#: An amount as accepted from callers: Decimal, decimal string or int (never float).
-Amount: TypeAlias = Decimal | str | int
-#: A time as accepted from callers: epoch milliseconds or an aware datetime.
-TimeArg: TypeAlias = int | datetime
-#: One currency code, or several (sent comma-separated).
-CurrencyArg: TypeAlias = str | Sequence[str]
 
 T = TypeVar("T")
 
