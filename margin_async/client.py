@@ -6,10 +6,9 @@ import asyncio
 import logging
 from decimal import Decimal
 from types import TracebackType
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
-import aiohttp
-
+from margin_async._transport import AiohttpTransport, Timeout, Transport
 from margin_async.auth import Credentials
 from margin_async.convert import structure
 from margin_async.endpoints import borrow as _borrow
@@ -28,6 +27,7 @@ from margin_async.endpoints._params import (
 )
 from margin_async.endpoints.leverage import leverage_request
 from margin_async.endpoints.server_time import server_time_request
+from margin_async.errors import ValidationError
 from margin_async.events import ResponseHook
 from margin_async.history import history_walk
 from margin_async.models import (
@@ -43,6 +43,9 @@ from margin_async.pagination import Paginator
 from margin_async.reconcile import KnownOrders, Reconciler
 from margin_async.retry import RetryPolicy
 from margin_async.session import DEFAULT_BASE_URL, Session
+
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = ["DEFAULT_PAGE_SIZE", "DEFAULT_PREFETCH", "MarginClient"]
 
@@ -96,6 +99,8 @@ class MarginClient:
     ``label`` names the client in those events. ``limiter`` is an
     :class:`asyncio.Semaphore` held while each request is in flight: share one among
     many clients to cap their requests in flight together (``AccountPool`` does).
+    ``transport`` (internal: ``AccountPool`` and tests) replaces ``session``: a transport
+    shared by many clients, which the client does not close.
     """
 
     def __init__(
@@ -105,16 +110,20 @@ class MarginClient:
         base_url: str = DEFAULT_BASE_URL,
         session: aiohttp.ClientSession | None = None,
         retry: RetryPolicy | None = None,
-        timeout: float | aiohttp.ClientTimeout = 10.0,
+        timeout: Timeout = 10.0,
         on_response: ResponseHook | None = None,
         label: str | None = None,
         limiter: asyncio.Semaphore | None = None,
+        transport: Transport | None = None,
     ) -> None:
+        if transport is not None and session is not None:
+            raise ValidationError("session", "give a session or a transport, not both")
         self._session = Session(
             credentials,
             clock_request=server_time_request(),
             base_url=base_url,
-            http=session,
+            transport=transport if transport is not None else AiohttpTransport(session),
+            owns_transport=transport is None,
             retry=retry,
             timeout=timeout,
             on_response=on_response,

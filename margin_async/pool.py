@@ -2,7 +2,7 @@
 
 Each account gets its own :class:`~margin_async.MarginClient` (its own credentials,
 clock offset and rate-limit budget, since KuCoin limits each account separately), and
-every client shares one :class:`aiohttp.ClientSession` whose connector caps the open
+every client shares one transport (one aiohttp connection pool) that caps the open
 connections. History of all accounts can be read as one merged stream.
 """
 
@@ -13,10 +13,9 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mappi
 from types import TracebackType
 from typing import Generic, Literal, TypeVar, overload
 
-import aiohttp
 import attrs
 
-from margin_async._version import __version__
+from margin_async._transport import AiohttpTransport, Timeout
 from margin_async.auth import Credentials
 from margin_async.client import MarginClient
 from margin_async.endpoints._params import CurrencyArg, TimeArg
@@ -103,7 +102,7 @@ class AccountPool:
         max_connections: int = 32,
         max_in_flight: int = 64,
         retry: RetryPolicy | None = None,
-        timeout: float | aiohttp.ClientTimeout = 10.0,
+        timeout: Timeout = 10.0,
         on_response: ResponseHook | None = None,
     ) -> None:
         for label, creds in accounts.items():
@@ -120,7 +119,7 @@ class AccountPool:
         self._retry = retry
         self._timeout = timeout
         self._on_response = on_response
-        self._http: aiohttp.ClientSession | None = None
+        self._transport: AiohttpTransport | None = None
         self._clients: dict[str, MarginClient] = {}
         self._gate = asyncio.Semaphore(self._max_in_flight)
         # Producer tasks of open merged streams, cancelled on close so none outlives the pool.
@@ -153,19 +152,15 @@ class AccountPool:
         """Create the shared session and one client per account (``async with`` does it)."""
         if self._closed:
             raise ClientClosedError("this pool is closed; create a new AccountPool")
-        if self._http is not None:
+        if self._transport is not None:
             return
-        # Created here, inside the running loop, as aiohttp requires.
-        self._http = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self._max_connections),
-            headers={"User-Agent": f"margin-async/{__version__}"},
-        )
+        self._transport = AiohttpTransport(limit=self._max_connections)
         try:
             for label, creds in self._credentials.items():
                 self._clients[label] = MarginClient(
                     creds,
                     base_url=self._base_url,
-                    session=self._http,
+                    transport=self._transport,
                     retry=self._retry,
                     timeout=self._timeout,
                     on_response=self._on_response,
@@ -175,8 +170,8 @@ class AccountPool:
         except BaseException:
             # A bad setting (a negative timeout, say) must not leave the session open.
             self._clients.clear()
-            await self._http.close()
-            self._http = None
+            await self._transport.close()
+            self._transport = None
             raise
 
     async def close(self) -> None:
@@ -190,8 +185,8 @@ class AccountPool:
             await asyncio.gather(*tasks, return_exceptions=True)
         for client in self._clients.values():
             await client.close()
-        if self._http is not None and not self._http.closed:
-            await self._http.close()
+        if self._transport is not None:
+            await self._transport.close()
 
     @property
     def closed(self) -> bool:
@@ -218,7 +213,7 @@ class AccountPool:
         """The client of account ``label`` (the pool must be open)."""
         if label not in self._credentials:
             raise KeyError(label)
-        if self._http is None:
+        if self._transport is None:
             raise ClientClosedError("the pool is not open: use `async with AccountPool(...)`")
         return self._clients[label]
 

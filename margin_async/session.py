@@ -1,16 +1,11 @@
-"""The only module that uses aiohttp's client.
+"""The request loop of one account: sign -> rate budget -> send -> decode -> retry / resync.
 
 A :class:`Session` sends one :class:`~margin_async.request.Request` at a time on
-behalf of one account: it signs it, charges the account's rate-limit budget, sends
-it with a per-attempt timeout, decodes the ``{"code", "data"}`` envelope, resends
-what the :class:`~margin_async.retry.RetryPolicy` allows, keeps the clock in step
-with the exchange's, and turns every failure into a :class:`MarginError`.
-
-Money (borrow, repay) is sent on a fresh connection each time, from a connection pool of
-its own: a keep-alive connection that sat idle may have been closed by a gateway without
-our side knowing yet, and a request written on it cannot be proven unsent. A trace of
-each money request tells whether its headers left, so that "never sent" is known, not
-guessed (a connect timeout included).
+behalf of one account: it signs it, charges the account's rate-limit budget, hands it
+to a :class:`~margin_async._transport.Transport` with a per-attempt timeout, decodes the
+``{"code", "data"}`` envelope, resends what the :class:`~margin_async.retry.RetryPolicy`
+allows, keeps the clock in step with the exchange's, and turns every failure into a
+:class:`MarginError`. It never touches aiohttp itself.
 """
 
 from __future__ import annotations
@@ -19,25 +14,23 @@ import asyncio
 import logging
 import re
 import time
-import zlib
 from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
-from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote
 
-import aiohttp
 from yarl import URL
 
-from margin_async._version import __version__
-from margin_async.auth import Credentials, signed_headers
-from margin_async.envelope import (
-    RATE_LIMIT_CODE,
-    NotKuCoinError,
-    Outcome,
-    decode,
-    int_header,
+from margin_async._transport import (
+    Exposure,
+    HttpRequest,
+    SendError,
+    Timeout,
+    Transport,
+    attempt_timeout,
 )
+from margin_async.auth import Credentials, signed_headers
+from margin_async.envelope import RATE_LIMIT_CODE, NotKuCoinError, Outcome, decode, int_header
 from margin_async.errors import (
     ApiError,
     ClientClosedError,
@@ -58,47 +51,12 @@ __all__ = ["DEFAULT_BASE_URL", "Exposure", "NotKuCoinError", "Session"]
 _log = logging.getLogger("margin_async")
 
 DEFAULT_BASE_URL = "https://api.kucoin.com"
-# A history page of 500 records is about 100 KB; anything near this is not our API. The
-# cap is on the decoded body: a small gzip reply can inflate to gigabytes.
-_MAX_BODY = 16 * 2**20
 # Characters left unencoded in query values: RFC 3986 unreserved, plus "," which is legal
 # in a query and which KuCoin signs as is (currency=BTC,ETH).
 _QUERY_SAFE = "-_.~,"
-_USER_AGENT = f"margin-async/{__version__}"
 # 2001-09-09 .. 2286-11-20: anything outside is not a server clock in milliseconds.
 _EPOCH_MS_RANGE = (10**12, 10**13)
 _SUCCESS = "200000"
-# zlib's window bits for "gzip or zlib header, detected": both are what servers send for
-# Content-Encoding gzip / deflate.
-_GZIP_OR_ZLIB = 32 + zlib.MAX_WBITS
-# What this client can inflate itself (aiohttp would also ask for br / zstd when their
-# packages are installed, which _read could not bound).
-_ACCEPT_ENCODING = "gzip, deflate"
-
-
-def _timeout(value: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
-    if isinstance(value, aiohttp.ClientTimeout):
-        return value
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ValidationError("timeout", f"must be seconds > 0 or a ClientTimeout, got {value!r}")
-    # The connect phase gets its own limit, so that a connection that never completed is
-    # reported as such (ConnectionTimeoutError: not sent), not as a bare total timeout.
-    return aiohttp.ClientTimeout(total=value, connect=value, sock_connect=value)
-
-
-def _remaining(timeout: aiohttp.ClientTimeout, deadline: float | None) -> aiohttp.ClientTimeout:
-    """``timeout`` with its total cut to what is left before ``deadline`` (monotonic)."""
-    if deadline is None or timeout.total is None:
-        return timeout
-    left = max(deadline - time.monotonic(), 0.001)
-    return aiohttp.ClientTimeout(
-        total=left,
-        connect=None if timeout.connect is None else min(timeout.connect, left),
-        sock_read=timeout.sock_read,
-        sock_connect=None if timeout.sock_connect is None else min(timeout.sock_connect, left),
-        ceil_threshold=timeout.ceil_threshold,
-    )
-
 
 # Keys and values made only of characters quote() leaves alone need no quoting (the usual
 # case: codes, numbers, camelCase names); the result is the same string either way.
@@ -125,60 +83,11 @@ class _Unlimited:
 _UNLIMITED = _Unlimited()
 
 
-class Exposure:
-    """Whether a request may have reached the exchange: ``sent`` turns ``True`` when its
-    bytes may have left, and back to ``False`` when they provably did not."""
-
-    __slots__ = ("sent",)
-
-    def __init__(self) -> None:
-        self.sent = False
-
-
-class _Progress:
-    """How far aiohttp got with one money request (filled in by trace callbacks)."""
-
-    __slots__ = ("headers_sent", "started")
-
-    def __init__(self) -> None:
-        self.started = False
-        self.headers_sent = False
-
-
-def _progress(context: SimpleNamespace) -> _Progress | None:
-    request_context = context.trace_request_ctx
-    if isinstance(request_context, dict):
-        progress = request_context.get("margin_async")
-        if isinstance(progress, _Progress):
-            return progress
-    return None
-
-
-async def _on_request_start(_: Any, context: SimpleNamespace, __: Any) -> None:
-    progress = _progress(context)
-    if progress is not None:
-        progress.started = True
-
-
-async def _on_headers_sent(_: Any, context: SimpleNamespace, __: Any) -> None:
-    progress = _progress(context)
-    if progress is not None:
-        progress.headers_sent = True
-
-
-def _money_trace() -> aiohttp.TraceConfig:
-    trace = aiohttp.TraceConfig()
-    trace.on_request_start.append(_on_request_start)
-    trace.on_request_headers_sent.append(_on_headers_sent)
-    return trace
-
-
 class Session:
-    """Signed, paced, retried requests for one account.
+    """Signed, paced, retried requests for one account, sent through ``transport``.
 
-    ``http`` is a shared :class:`aiohttp.ClientSession` left open on :meth:`close`;
-    without one, the session creates (and later closes) its own. Borrow and repay use a
-    small connection pool of the session's own either way (see the module docstring).
+    ``owns_transport``: whether :meth:`close` closes the transport too (``False`` when
+    it is shared, as in an :class:`~margin_async.AccountPool`).
     """
 
     def __init__(
@@ -187,9 +96,10 @@ class Session:
         *,
         clock_request: Request,
         base_url: str = DEFAULT_BASE_URL,
-        http: aiohttp.ClientSession | None = None,
+        transport: Transport,
+        owns_transport: bool = True,
         retry: RetryPolicy | None = None,
-        timeout: float | aiohttp.ClientTimeout = 10.0,
+        timeout: Timeout = 10.0,
         budget: RateBudget | None = None,
         on_response: ResponseHook | None = None,
         label: str | None = None,
@@ -202,12 +112,10 @@ class Session:
             raise ValidationError("base_url", f"must be an http(s) URL, got {base_url!r}")
         self._credentials = credentials
         self._base = str(url).rstrip("/")
-        self._http = http
-        self._owns_http = http is None
-        #: Fresh connections for money, created on the first borrow or repay.
-        self._money_http: aiohttp.ClientSession | None = None
+        self._transport = transport
+        self._owns_transport = owns_transport
         self._retry = retry if retry is not None else RetryPolicy()
-        self._timeout = _timeout(timeout)
+        self._timeout = attempt_timeout(timeout)
         self._budget = budget if budget is not None else RateBudget()
         self._clock_request = clock_request
         self._on_response = on_response
@@ -255,12 +163,10 @@ class Session:
         return time.time_ns() // 1_000_000 + self._offset_ms
 
     async def close(self) -> None:
-        """Close the HTTP sessions this session created; idempotent."""
+        """Close the transport if this session owns it; idempotent."""
         self._closed = True
-        if self._money_http is not None and not self._money_http.closed:
-            await self._money_http.close()
-        if self._owns_http and self._http is not None and not self._http.closed:
-            await self._http.close()
+        if self._owns_transport:
+            await self._transport.close()
 
     async def sync_clock(self) -> int:
         """Measure the exchange's clock, apply the offset to later requests, return it (ms).
@@ -288,11 +194,10 @@ class Session:
         limit = self._retry.attempts
         if self._closed:
             raise ClientClosedError("this client is closed; create a new MarginClient")
-        url = URL(
+        url = (
             self._base
             + request.path
-            + ("?" + _encode_query(request.query) if request.query else ""),
-            encoded=True,
+            + ("?" + _encode_query(request.query) if request.query else "")
         )
         exposure = exposure if exposure is not None else Exposure()
         attempt = 0
@@ -347,47 +252,22 @@ class Session:
             )
             await asyncio.sleep(delay)
 
-    def _http_session(self, request: Request) -> aiohttp.ClientSession:
-        if self._http is None:
-            self._http = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=64), headers={"User-Agent": _USER_AGENT}
-            )
-        if self._http.closed:
-            raise ClientClosedError("the aiohttp.ClientSession behind this client is closed")
-        if request.safety is not Safety.MONEY:
-            return self._http
-        if self._money_http is None:
-            self._money_http = aiohttp.ClientSession(
-                # A new connection per request, closed after the reply: never a stale one.
-                connector=aiohttp.TCPConnector(limit=8, force_close=True),
-                headers={"User-Agent": _USER_AGENT},
-                trust_env=self._http.trust_env,
-                trace_configs=[_money_trace()],
-            )
-        return self._money_http
-
     def _headers(self, request: Request) -> dict[str, str]:
-        if request.signed:
-            headers = signed_headers(
-                self._credentials,
-                self.now_ms(),
-                request.method,
-                request.path_with_query,
-                request.body,
-            )
-        else:
-            headers = {}
-        headers["Accept-Encoding"] = _ACCEPT_ENCODING
-        if request.body:
-            headers["Content-Type"] = "application/json"
-        if not self._owns_http:
-            headers["User-Agent"] = _USER_AGENT
-        return headers
+        if not request.signed:
+            return {}
+        return signed_headers(
+            self._credentials,
+            self.now_ms(),
+            request.method,
+            request.path_with_query,
+            request.body,
+        )
 
     async def _attempt(
-        self, request: Request, url: URL, attempt: int, exposure: Exposure
+        self, request: Request, url: str, attempt: int, exposure: Exposure
     ) -> Outcome:
-        http = self._http_session(request)
+        if self._closed or self._transport.closed:
+            raise ClientClosedError("this client is closed; create a new MarginClient")
         started = time.perf_counter()
         total = self._timeout.total
         # The attempt's timeout covers its wait for the rate budget as well.
@@ -411,113 +291,39 @@ class Session:
         reply_headers: Any = None
         status: int | None = None
         received_at: float | None = None
-        progress = _Progress()
         try:
             # Signed inside the limiter: a long wait there must not age the timestamp.
             async with self._limiter:
-                if self._closed or http.closed:
+                if self._closed or self._transport.closed:
                     raise ClientClosedError("this client was closed while the request waited")
                 started = time.perf_counter()
-                sent_ns = time.time_ns()
-                exposure.sent = True
-                async with http.request(
+                prepared = HttpRequest(
                     request.method,
                     url,
-                    data=request.body or None,
-                    headers=self._headers(request),
-                    timeout=_remaining(self._timeout, deadline),
-                    allow_redirects=False,
-                    auto_decompress=False,
-                    trace_request_ctx={"margin_async": progress},
-                ) as response:
-                    received_at = time.monotonic()
-                    self._last_exchange_ns = (sent_ns, time.time_ns())
-                    status = response.status
-                    reply_headers = response.headers
-                    body = await self._read(response)
-            outcome = decode(status, body, reply_headers, base_url=self._base, redact=self._redact)
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-            exposure.sent = False
-            outcome = Outcome(
-                error=TransportError(f"cannot connect to {self._base}: {self._text(exc)}"),
-                failure=Failure.NOT_SENT,
+                    self._headers(request),
+                    request.body,
+                    money=request.safety is Safety.MONEY,
+                )
+                response = await self._transport.send(
+                    prepared, limits=self._timeout, deadline=deadline, exposure=exposure
+                )
+            received_at = response.received_at
+            self._last_exchange_ns = (response.sent_ns, response.received_ns)
+            status = response.status
+            reply_headers = response.headers
+            outcome = decode(
+                status, response.body, reply_headers, base_url=self._base, redact=self._redact
             )
+        except SendError as exc:
+            outcome = Outcome(error=TransportError(self._redact(str(exc))), failure=exc.failure)
         except ProtocolError as exc:
             outcome = Outcome(error=exc)
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            if progress.started and not progress.headers_sent:
-                # The trace saw the request begin but no byte of it leave.
-                exposure.sent = False
-                outcome = Outcome(
-                    error=TransportError(
-                        f"could not send to {self._base} within the timeout: "
-                        f"{type(exc).__name__}: {self._text(exc)}"
-                    ),
-                    failure=Failure.NOT_SENT,
-                )
-            elif isinstance(exc, TimeoutError):
-                outcome = Outcome(
-                    error=TransportError(f"no reply within {total} s from {self._base}"),
-                    failure=Failure.AMBIGUOUS,
-                )
-            else:
-                outcome = Outcome(
-                    error=TransportError(
-                        f"connection to {self._base} failed: "
-                        f"{type(exc).__name__}: {self._text(exc)}"
-                    ),
-                    failure=Failure.AMBIGUOUS,
-                )
-        except BaseException:
-            if progress.started and not progress.headers_sent:
-                exposure.sent = False  # cancelled before any byte left
-            raise
         finally:
             self._budget.release(request.weight, reply_headers, received_at)
         self._report(
             request, attempt, status, reply_headers, outcome, time.perf_counter() - started
         )
         return outcome
-
-    def _text(self, exc: BaseException) -> str:
-        return self._redact(str(exc)) or type(exc).__name__
-
-    @staticmethod
-    async def _read(response: aiohttp.ClientResponse) -> bytes:
-        length = response.content_length
-        if length is not None and length > _MAX_BODY:
-            raise ProtocolError(f"reply of {length} bytes is too large for this API")
-        # The body is inflated here, not by aiohttp, so that the cap applies to what it
-        # inflates to as it inflates: a gzip reply of 1 MB can hold gigabytes.
-        encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
-        if encoding in ("gzip", "x-gzip", "deflate"):
-            inflater: Any = zlib.decompressobj(_GZIP_OR_ZLIB)
-        elif encoding in ("", "identity"):
-            inflater = None
-        else:
-            raise ProtocolError(f"reply in an encoding this client did not ask for: {encoding}")
-        chunks: list[bytes] = []
-        size = 0
-        try:
-            async for chunk in response.content.iter_chunked(2**16):
-                while chunk:
-                    if inflater is None:
-                        data, chunk = chunk, b""
-                    else:
-                        data = inflater.decompress(chunk, _MAX_BODY - size + 1)
-                        chunk = inflater.unconsumed_tail
-                    size += len(data)
-                    if size > _MAX_BODY:
-                        raise ProtocolError(
-                            f"reply larger than {_MAX_BODY} bytes (decoded) is too large "
-                            "for this API"
-                        )
-                    chunks.append(data)
-            if inflater is not None:
-                chunks.append(inflater.flush())
-        except zlib.error as exc:
-            raise ProtocolError(f"reply could not be decoded ({encoding}): {exc}") from None
-        return b"".join(chunks)
 
     def _report(
         self,

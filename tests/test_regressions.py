@@ -155,7 +155,7 @@ async def test_a_pool_that_fails_to_open_closes_its_session(creds: Credentials) 
     pool = AccountPool({"a": creds}, timeout=-1)
     with pytest.raises(ValidationError):
         await pool.open()
-    assert pool._http is None
+    assert pool._transport is None
 
 
 def _creds() -> Credentials:
