@@ -27,7 +27,7 @@ from margin_async.follow import FollowCursor, Follower, Window, created_ms, reco
 from margin_async.models import Page
 from margin_async.pagination import InFlight, PageFetcher, Paginator, WalkGroup, check_page
 from margin_async.reconcile import CLOCK_TOLERANCE_MS
-from margin_async.session import Session
+from margin_async.session import Session, Timing
 
 __all__ = ["close_walks", "history_walk"]
 
@@ -93,16 +93,19 @@ class _Window:
         # Page 1, alone: pin the window. The end is the exchange's "now", so that
         # records arriving during the walk fall after it and cannot shift pages.
         walk = self._pin(session.now_ms())
-        data = await session.request(spec.request(walk, page, size))
+        timing = Timing()
+        data = await session.request(spec.request(walk, page, size), timing=timing)
         served = page_server_time(data)
         assert walk.end_time is not None
-        if served is not None and walk.end_time - CLOCK_TOLERANCE_MS <= served < walk.end_time:
-            # Our clock is ahead of the exchange's (by less than its 5 s check, or the
-            # request would have been refused): pin to the time the exchange served
-            # page 1, and read it again.
-            walk = self._pin(served)
-            data = await session.request(spec.request(walk, page, size))
-            served = page_server_time(data)
+        if served is not None:
+            # Page 1's server time corrects the clock estimate, so the next walk pins
+            # on the exchange's clock from the start.
+            session.observe_server_time(served, timing)
+            if walk.end_time - CLOCK_TOLERANCE_MS <= served < walk.end_time:
+                # Our clock was ahead: nothing newer than ``served`` existed when page 1
+                # was served, so the later pages end there (page 1 is not read again),
+                # and records stamped meanwhile cannot shift them.
+                walk = attrs.evolve(walk, end_time=max(walk.start_time or 0, served))
         self.filters = walk
         self.served = served
         return data

@@ -46,7 +46,7 @@ from margin_async.redact import Redactor
 from margin_async.request import Request, Safety
 from margin_async.retry import Failure, RetryPolicy
 
-__all__ = ["DEFAULT_BASE_URL", "Exposure", "NotKuCoinError", "Session"]
+__all__ = ["DEFAULT_BASE_URL", "Exposure", "NotKuCoinError", "Session", "Timing"]
 
 _log = logging.getLogger("margin_async")
 
@@ -81,6 +81,23 @@ class _Unlimited:
 
 
 _UNLIMITED = _Unlimited()
+
+
+class Timing:
+    """When the answering attempt of a request left and its reply came (wall-clock ns)."""
+
+    __slots__ = ("received_ns", "sent_ns")
+
+    def __init__(self) -> None:
+        self.sent_ns = 0
+        self.received_ns = 0
+
+
+# A server time that moves the clock estimate by more than this is not believed from a
+# history page (a 400002 resync through the timestamp endpoint settles larger offsets).
+_MAX_PAGE_CORRECTION_MS = 300_000
+# Offsets within the round trip's uncertainty plus this much are left alone (jitter).
+_CLOCK_SLACK_MS = 10
 
 
 class Session:
@@ -185,11 +202,34 @@ class Session:
         _log.info("clock synced with the exchange: offset %+d ms", self._offset_ms)
         return self._offset_ms
 
-    async def request(self, request: Request, exposure: Exposure | None = None) -> Any:
+    def observe_server_time(self, server_ms: int, timing: Timing) -> bool:
+        """Correct the clock estimate with a server time a reply carried (a history page's
+        ``timestamp``), measured halfway through ``timing``; ``True`` if it moved.
+
+        Small differences (within the round trip's uncertainty) and implausible ones are
+        ignored.
+        """
+        if not _EPOCH_MS_RANGE[0] <= server_ms <= _EPOCH_MS_RANGE[1] or not timing.sent_ns:
+            return False
+        middle_ms = (timing.sent_ns + timing.received_ns) // 2_000_000
+        offset = server_ms - middle_ms
+        half_trip_ms = (timing.received_ns - timing.sent_ns) // 2_000_000
+        change = abs(offset - self._offset_ms)
+        if change <= half_trip_ms + _CLOCK_SLACK_MS or change > _MAX_PAGE_CORRECTION_MS:
+            return False
+        self._offset_ms = offset
+        self._clock_generation += 1
+        _log.info("clock corrected from a page's server time: offset %+d ms", offset)
+        return True
+
+    async def request(
+        self, request: Request, exposure: Exposure | None = None, timing: Timing | None = None
+    ) -> Any:
         """Send ``request`` under the retry policy and return the envelope's ``data``.
 
         ``exposure``, if given, tells afterwards (or after a cancellation) whether the
-        request may have reached the exchange.
+        request may have reached the exchange; ``timing`` receives when the answering
+        attempt left and its reply came.
         """
         limit = self._retry.attempts
         if self._closed:
@@ -208,6 +248,8 @@ class Session:
             outcome = await self._attempt(request, url, attempt, exposure)
             error = outcome.error
             if error is None:
+                if timing is not None:
+                    timing.sent_ns, timing.received_ns = self._last_exchange_ns
                 return outcome.data
             if outcome.clock_refused or outcome.failure is Failure.REFUSED:
                 exposure.sent = False  # refused before processing: nothing was applied
