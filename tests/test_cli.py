@@ -7,6 +7,7 @@ never the real exchange (the environment's KUCOIN_* variables are removed).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import csv
 import io
@@ -18,13 +19,27 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import attrs
 import pytest
 
-from margin_async import Credentials, MarginClient
+from margin_async import (
+    ApiError,
+    AuthenticationError,
+    BorrowOrder,
+    Credentials,
+    MarginClient,
+    OutcomeUnknownError,
+    ProtocolError,
+    RateLimitError,
+    RepayOrder,
+    TimestampError,
+    TransportError,
+    ValidationError,
+)
 from margin_async.cli import (
     EXIT_API,
     EXIT_AUTH,
@@ -33,22 +48,12 @@ from margin_async.cli import (
     EXIT_RATE_LIMIT,
     EXIT_USAGE,
     exit_code,
-    load_credentials_file,
     main,
-    parse_time,
 )
-from margin_async.cli_format import CsvWriter, JsonLinesWriter, Progress, TableWriter
-from margin_async.errors import (
-    ApiError,
-    AuthenticationError,
-    OutcomeUnknownError,
-    ProtocolError,
-    RateLimitError,
-    TimestampError,
-    TransportError,
-    ValidationError,
-)
-from margin_async.models import BorrowOrder, RepayOrder
+from margin_async.cli.credentials import load_credentials_file
+from margin_async.cli.history import time_arg
+from margin_async.cli.output import CsvWriter, JsonLinesWriter, TableWriter
+from margin_async.cli.progress import Progress
 from margin_async.request import Request
 
 _EXE = shutil.which("margin-async")
@@ -522,12 +527,16 @@ def test_demo_runs_and_summarises() -> None:
 # -- in process: parsing and formatting ---------------------------------------------------
 
 
-def test_parse_time_forms() -> None:
-    assert parse_time("1700000000000") == 1_700_000_000_000
-    assert parse_time("2024-01-01") == 1_704_067_200_000
-    assert parse_time("2024-01-01T00:00:00.250") == 1_704_067_200_250
-    assert parse_time("2024-01-01T02:00:00+02:00") == 1_704_067_200_000
-    assert parse_time("2024-01-01T00:00:00Z") == 1_704_067_200_000
+def test_time_arg_converts_text_and_leaves_judging_to_the_sdk() -> None:
+    assert time_arg("1700000000000") == 1_700_000_000_000
+    assert time_arg("1700000000") == 1_700_000_000  # seconds by mistake: the SDK refuses
+    assert time_arg(" -5 ") == -5
+    assert time_arg("2024-01-01") == datetime(2024, 1, 1, tzinfo=UTC)
+    assert time_arg("2024-01-01T00:00:00.250") == datetime(2024, 1, 1, 0, 0, 0, 250_000, UTC)
+    assert time_arg("2024-01-01T02:00:00+02:00") == datetime(2024, 1, 1, tzinfo=UTC)
+    assert time_arg("2024-01-01T00:00:00Z") == datetime(2024, 1, 1, tzinfo=UTC)
+    with pytest.raises(argparse.ArgumentTypeError, match="not an ISO date"):
+        time_arg("yesterday-ish")
 
 
 def test_writers_keep_amounts_exact() -> None:
@@ -589,7 +598,7 @@ def test_main_in_process(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> 
 
 
 def test_a_time_past_the_calendar_prints_as_milliseconds() -> None:
-    from margin_async.cli_format import _human
+    from margin_async.cli.output import _human
 
     assert _human("created_time", 10**17) == str(10**17)
     assert _human("created_time", 1729657580449) == "2024-10-23 04:26:20.449Z"

@@ -123,11 +123,11 @@ def test_log_records_are_scrubbed_in_process(capsys: pytest.CaptureFixture[str])
     # scrubbing handler as margin_async's log while a command runs.
     import logging
 
-    from margin_async.cli import _logging_to_stderr, _RunState
+    from margin_async.cli.state import RunState, logging_to_stderr
 
-    state = _RunState()
+    state = RunState()
     state.add_credentials(CREDS)
-    with _logging_to_stderr(False, state):
+    with logging_to_stderr(False, state):
         logging.getLogger("asyncio").error("echoed %s", CREDS.api_secret)
         try:
             raise RuntimeError(f"passphrase {CREDS.api_passphrase!r}")

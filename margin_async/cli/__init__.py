@@ -1,0 +1,64 @@
+"""The ``margin-async`` command: borrow, repay, leverage and history from the shell.
+
+Every command runs against the real exchange (credentials from ``--credentials FILE``
+or the ``KUCOIN_API_*`` environment) or, with ``--sandbox``, against an embedded
+:class:`~margin_async.testing.FakeKuCoin` seeded with history. ``margin-async sandbox``
+serves such a fake for other programs; ``margin-async demo`` shows the SDK at work.
+
+The package is a client of the public API only: it imports names from
+``margin_async`` and ``margin_async.testing``, nothing else of the SDK, and leaves the
+judging of every SDK argument to the SDK (a ``ValidationError`` exits 2, said with the
+flag the person typed). One job per module:
+
+- :mod:`~margin_async.cli.app`: ``main``: parse, run, exit status, Ctrl-C, one-line errors
+- :mod:`~margin_async.cli.parser`: the parser, common options, subcommand registration
+- :mod:`~margin_async.cli.errors`: exit statuses, ``UsageError``, SDK parameter -> flag
+- :mod:`~margin_async.cli.state`: the run's secrets (scrubbed from all output) and money state
+- :mod:`~margin_async.cli.credentials`: ``--credentials FILE`` and ``KUCOIN_API_*``
+- :mod:`~margin_async.cli.exchange`: the client of the real exchange or of ``--sandbox``
+- :mod:`~margin_async.cli.money`: ``borrow``, ``repay``, ``leverage``
+- :mod:`~margin_async.cli.history`: ``history borrow|repay|interest``
+- :mod:`~margin_async.cli.sandbox`: ``sandbox``, and the seeded account of ``--sandbox``
+- :mod:`~margin_async.cli.demo`: ``demo``
+- :mod:`~margin_async.cli.output`: table / JSON lines / CSV writers, ``--output``, ``--format``
+- :mod:`~margin_async.cli.progress`: the progress display on stderr
+
+Adding a subcommand: write a module with ``register(commands: Commands) -> None``
+that calls ``commands.add(name, help, run, arguments={...})`` (``run`` is
+``async def run(args, state)``; ``arguments`` maps the SDK parameters it passes on to
+their flags, for messages), adds its options to the parser it gets back, and opens its
+client with :func:`margin_async.cli.exchange.open_client`. Then append its
+``register`` to :data:`margin_async.cli.app.COMMANDS`::
+
+    def register(commands: Commands) -> None:
+        sync = commands.add("sync", "mirror histories into a database", _run)
+        sync.add_argument("--store", metavar="URL", required=True)
+"""
+
+from __future__ import annotations
+
+from margin_async.cli.app import main
+from margin_async.cli.errors import (
+    EXIT_API,
+    EXIT_AUTH,
+    EXIT_INTERRUPTED,
+    EXIT_NETWORK,
+    EXIT_OK,
+    EXIT_OUTCOME_UNKNOWN,
+    EXIT_RATE_LIMIT,
+    EXIT_USAGE,
+    exit_code,
+)
+
+__all__ = [
+    "EXIT_API",
+    "EXIT_AUTH",
+    "EXIT_INTERRUPTED",
+    "EXIT_NETWORK",
+    "EXIT_OK",
+    "EXIT_OUTCOME_UNKNOWN",
+    "EXIT_RATE_LIMIT",
+    "EXIT_USAGE",
+    "exit_code",
+    "main",
+]
