@@ -120,8 +120,15 @@ class PgCluster:
             subprocess.run(
                 [
                     str(self.bindir / "initdb"),
-                    "-D", str(data), "-U", _SUPERUSER, "--auth=trust", "-E", "UTF8",
-                    "--no-locale", "--no-sync",
+                    "-D",
+                    str(data),
+                    "-U",
+                    _SUPERUSER,
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--no-locale",
+                    "--no-sync",
                 ],  # fmt: skip
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -134,12 +141,24 @@ class PgCluster:
         self._server = subprocess.Popen(
             [
                 str(self.bindir / "postgres"),
-                "-D", str(data), "-h", "127.0.0.1", "-p", str(self.port),
-                "-k", str(self.root),
+                "-D",
+                str(data),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-k",
+                str(self.root),
                 # A test cluster: speed over durability of the server itself (the tests
                 # kill the mirror, never the server).
-                "-c", "fsync=off", "-c", "synchronous_commit=off",
-                "-c", "full_page_writes=off", "-c", "max_connections=200",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=200",
             ],  # fmt: skip
             stdout=server_log,
             stderr=subprocess.STDOUT,
@@ -157,7 +176,12 @@ class PgCluster:
                 ready = subprocess.run(
                     [
                         str(self.bindir / "pg_isready"),
-                        "-h", "127.0.0.1", "-p", str(self.port), "-U", _SUPERUSER,
+                        "-h",
+                        "127.0.0.1",
+                        "-p",
+                        str(self.port),
+                        "-U",
+                        _SUPERUSER,
                     ],  # fmt: skip
                     capture_output=True,
                     timeout=10,

@@ -39,7 +39,6 @@ from margin_async import (
     AuthenticationError,
     FollowCursor,
     Follower,
-    InterestRecord,
     MarginClient,
     MarginError,
     Page,
@@ -57,7 +56,7 @@ from margin_async.sync._budget import (
     check,
 )
 from margin_async.sync._errors import LeaseLostError, SyncConfigError
-from margin_async.sync._rows import KINDS, Kind, Row, StreamKey, interest_key, row_of
+from margin_async.sync._rows import KINDS, Kind, Row, StreamKey, interest_key, row_builder
 from margin_async.sync._store import Store
 
 __all__ = ["AccountSpec", "Mirror", "SyncStatus"]
@@ -179,10 +178,15 @@ class _Stream:
         self.weight = WEIGHTS[key.kind]
         self.currencies = currencies
         self.once = False
+        self.interest = key.kind == "interest"
+        self.row = row_builder(key.kind, key.account, key.symbol)
         self.batch: list[Row] = []
         #: Interest only: identical records delivered so far, per key (see row_of).
         self.counts: Counter[str] = Counter()
+        #: The cursor stored last, and the one of the last commit started.
         self.saved: FollowCursor | None = None
+        self.queued: FollowCursor | None = None
+        self.writing: asyncio.Task[None] | None = None
         self.follower: Follower[Any] | None = None
         self.records = 0
         self.replayed = 0
@@ -220,26 +224,45 @@ class _Stream:
     # -- records ----------------------------------------------------------------------------
 
     def add(self, record: Any) -> None:
-        occurrence = 0
-        if isinstance(record, InterestRecord):
+        if self.interest:
             name = interest_key(record)
-            occurrence = self.counts[name]
-            self.counts[name] = occurrence + 1
-        self.batch.append(row_of(self.key.account, self.key.symbol, record, occurrence))
+            counts = self.counts
+            occurrence = counts[name]
+            counts[name] = occurrence + 1
+            self.batch.append(self.row(record, occurrence, name))
+        else:
+            self.batch.append(self.row(record, 0, ""))
 
-    async def flush(self) -> None:
-        """Commit the batch with the cursor after it (nothing if neither changed)."""
+    async def flush(self, *, wait: bool = False) -> None:
+        """Commit the batch with the cursor after it (nothing if neither changed).
+
+        The commit runs while the stream reads on (one at a time per stream, in order);
+        ``wait`` waits for it. A failed commit is raised by the next flush.
+        """
         follower = self.follower
         assert follower is not None
         cursor = follower.cursor
         rows, self.batch = self.batch, []
-        if not rows and cursor == self.saved:
-            return
+        if rows or cursor != self.queued:
+            await self.settle()
+            self.queued = cursor
+            self.writing = asyncio.ensure_future(self._commit(rows, cursor))
+            if self.key.kind == "interest":
+                # What the cursor remembers is all that can be met again; forget the rest.
+                self.counts = Counter(name for name, _ in cursor.seen)
+        if wait:
+            await self.settle()
+
+    async def settle(self) -> None:
+        """Wait for the commit in progress (to its end, even if cancelled meanwhile)."""
+        task, self.writing = self.writing, None
+        if task is not None:
+            await _finish(task)
+
+    async def _commit(self, rows: list[Row], cursor: FollowCursor) -> None:
         mirror = self.mirror
-        inserted = await _finish(
-            mirror.store.commit(
-                mirror.worker, self.key, rows, cursor.dumps(), cursor.since, mirror.ttl_ms
-            )
+        inserted = await mirror.store.commit(
+            mirror.worker, self.key, rows, cursor.dumps(), cursor.since, mirror.ttl_ms
         )
         self.saved = cursor
         self.records += inserted
@@ -248,13 +271,10 @@ class _Stream:
         mirror._replayed += len(rows) - inserted
         if len(rows) > inserted:
             _log.info("%s: %d records were in the store already", self.key, len(rows) - inserted)
-        if self.key.kind == "interest":
-            # What the cursor remembers is all that can be met again; forget the rest.
-            self.counts = Counter(name for name, _ in cursor.seen)
 
     async def poll_ended(self, poll: _Poll) -> None:
         """Called by a poll after its last page was handed over (and its records added)."""
-        await self.flush()
+        await self.flush(wait=True)
         if poll.shifted:
             return  # the follower reads again at once
         self.polls += 1
@@ -288,7 +308,7 @@ class _Stream:
         mirror = self.mirror
         text = await mirror.store.load_cursor(self.key)
         cursor = FollowCursor(0) if text is None else FollowCursor.loads(text)
-        self.saved = cursor
+        self.saved = self.queued = cursor
         self.batch = []
         self.counts = Counter(name for name, _ in cursor.seen)
         follower: Follower[Any] = Follower(
@@ -304,9 +324,12 @@ class _Stream:
         except _CaughtUp:
             return
         finally:
-            close = getattr(stream, "aclose", None)
-            if close is not None:
-                await close()
+            try:
+                close = getattr(stream, "aclose", None)
+                if close is not None:
+                    await close()
+            finally:
+                await self.settle()
 
 
 class _Poll:
@@ -447,7 +470,7 @@ class Mirror:
         lease_ttl: float = 30.0,
         batch_size: int = 2000,
         overlap_ms: int = 60_000,
-        prefetch: int = 4,
+        prefetch: int = 8,
         worker: str | None = None,
     ) -> None:
         check(quota=quota, headroom=headroom, window=window)

@@ -17,7 +17,7 @@ Keys (a replay of a record is a no-op):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, Final, Literal
 
@@ -33,6 +33,7 @@ __all__ = [
     "Table",
     "interest_key",
     "plain",
+    "row_builder",
     "row_of",
 ]
 
@@ -125,7 +126,8 @@ class StreamKey:
 
 def plain(value: Decimal) -> str:
     """``value`` as an exact decimal string without exponent (``1E-8`` -> ``0.00000001``)."""
-    return format(value, "f")
+    text = str(value)  # several times faster than format(); plain unless an exponent shows
+    return format(value, "f") if "E" in text else text
 
 
 def interest_key(record: InterestRecord) -> str:
@@ -137,45 +139,54 @@ def interest_key(record: InterestRecord) -> str:
 Row = tuple[Any, ...]
 
 
-def row_of(account: str, symbol: str, record: Any, occurrence: int) -> Row:
-    """The row of ``record`` (account first, then the table's columns in order).
+def _status(status: Any) -> str | None:
+    return None if status is None else str(status.value)
 
-    ``symbol`` and ``occurrence`` are used by interest records only.
-    """
+
+def row_builder(kind: Kind, account: str, symbol: str) -> Callable[[Any, int, str], Row]:
+    """A function ``(record, occurrence, key) -> row`` for the records of one stream
+    (account first, then the table's columns in order). ``occurrence`` and ``key`` (the
+    record's :func:`interest_key`) are used for interest records only."""
+    if kind == "interest":
+
+        def interest(record: InterestRecord, occurrence: int, key: str) -> Row:
+            return (
+                account, symbol, key, occurrence, record.currency, record.day_ratio,
+                record.interest_amount, record.created_time,
+            )  # fmt: skip
+
+        return interest
+    if kind == "borrow":
+
+        def borrow(record: BorrowOrder, occurrence: int, key: str) -> Row:
+            status = record.status
+            return (
+                account, record.order_no, record.symbol, record.currency, record.size,
+                record.actual_size, None if status is None else str(status.value),
+                record.created_time,
+            )  # fmt: skip
+
+        return borrow
+
+    def repay(record: RepayOrder, occurrence: int, key: str) -> Row:
+        status = record.status
+        return (
+            account, record.order_no, record.symbol, record.currency, record.size,
+            record.principal, record.interest, None if status is None else str(status.value),
+            record.created_time,
+        )  # fmt: skip
+
+    return repay
+
+
+def row_of(account: str, symbol: str, record: Any, occurrence: int = 0) -> Row:
+    """The row of one record (see :func:`row_builder`)."""
     if isinstance(record, InterestRecord):
-        return (
-            account,
-            symbol,
-            interest_key(record),
-            occurrence,
-            record.currency,
-            record.day_ratio,
-            record.interest_amount,
-            record.created_time,
-        )
+        return row_builder("interest", account, symbol)(record, occurrence, interest_key(record))
     if isinstance(record, BorrowOrder):
-        return (
-            account,
-            record.order_no,
-            record.symbol,
-            record.currency,
-            record.size,
-            record.actual_size,
-            None if record.status is None else record.status.value,
-            record.created_time,
-        )
+        return row_builder("borrow", account, symbol)(record, 0, "")
     if isinstance(record, RepayOrder):
-        return (
-            account,
-            record.order_no,
-            record.symbol,
-            record.currency,
-            record.size,
-            record.principal,
-            record.interest,
-            None if record.status is None else record.status.value,
-            record.created_time,
-        )
+        return row_builder("repay", account, symbol)(record, 0, "")
     raise TypeError(f"not a history record: {type(record).__name__}")
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from margin_async.sync._errors import LeaseLostError, StoreError
-from margin_async.sync._rows import TABLES, Row, StreamKey, Table, decimal_columns, plain
+from margin_async.sync._rows import TABLES, Row, StreamKey, Table, plain
 from margin_async.sync._store import SCHEMA_VERSION, Holder, Store
 
 __all__ = ["SQLiteStore"]
@@ -74,7 +74,7 @@ class SQLiteStore(Store):
             kind: (
                 f"INSERT INTO {table.name} ({', '.join(table.names)}) "
                 f"VALUES ({', '.join('?' * len(table.names))}) ON CONFLICT DO NOTHING",
-                decimal_columns(table),
+                _TEXT_AMOUNTS[kind],
             )
             for kind, table in TABLES.items()
         }
@@ -181,8 +181,8 @@ class SQLiteStore(Store):
     async def commit(
         self, worker: str, key: StreamKey, rows: Sequence[Row], cursor: str, since: int, ttl_ms: int
     ) -> int:
-        insert, amounts = self._inserts[key.kind]
-        values = [_text_amounts(row, amounts) for row in rows]
+        insert, text = self._inserts[key.kind]
+        values = list(map(text, rows))
 
         def body(db: sqlite3.Connection) -> int:
             now = _now_ms()
@@ -321,10 +321,13 @@ class SQLiteStore(Store):
         return await self._run(read)
 
 
-def _text_amounts(row: Row, amounts: Sequence[int]) -> Row:
-    values = list(row)
-    for index in amounts:
-        value = values[index]
-        if isinstance(value, Decimal):
-            values[index] = plain(value)
-    return tuple(values)
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else plain(value)
+
+
+#: Per kind: a row with its amounts as exact decimal strings (see TABLES for the order).
+_TEXT_AMOUNTS: dict[str, Callable[[Row], Row]] = {
+    "borrow": lambda r: (r[0], r[1], r[2], r[3], plain(r[4]), plain(r[5]), r[6], r[7]),
+    "repay": lambda r: (*r[:4], plain(r[4]), plain(r[5]), plain(r[6]), r[7], r[8]),
+    "interest": lambda r: (r[0], r[1], r[2], r[3], r[4], _text(r[5]), plain(r[6]), r[7]),
+}

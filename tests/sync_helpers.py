@@ -1,0 +1,195 @@
+"""Helpers of the sync tests: stores to test against, the exchange's history as the
+oracle (read with the SDK's own walks, not the mirror's code), and the tables read back
+(with sqlite3 / asyncpg directly, not the mirror's code)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from margin_async import Credentials, MarginClient
+
+#: ``python -m margin_async.sync sync ...``: the command, as a subprocess.
+SYNC = [sys.executable, "-m", "margin_async.sync", "sync"]
+
+
+def clean_env(creds: Credentials | None = None, **extra: str) -> dict[str, str]:
+    """The environment without real-exchange settings, plus ``creds`` as KUCOIN_API_*."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("KUCOIN_", "MARGIN_ASYNC_", "PG"))
+    }
+    env["PYTHONUNBUFFERED"] = "1"
+    if creds is not None:
+        env.update(
+            KUCOIN_API_KEY=creds.api_key,
+            KUCOIN_API_SECRET=creds.api_secret,
+            KUCOIN_API_PASSPHRASE=creds.api_passphrase,
+        )
+    env.update(extra)
+    return env
+
+
+def run_sync(
+    args: list[str], env: Mapping[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run the command to its end (blocking)."""
+    return subprocess.run(
+        [*SYNC, *args], env=dict(env), capture_output=True, text=True, timeout=timeout
+    )
+
+
+@attrs.frozen
+class History:
+    """One account's records, as the exchange (or the tables) has them.
+
+    ``borrows`` / ``repays``: order_no -> the row's other fields; ``interest``: a
+    multiset of (symbol, currency, created_time, interest_amount, day_ratio).
+    """
+
+    borrows: dict[str, tuple[Any, ...]]
+    repays: dict[str, tuple[Any, ...]]
+    interest: Counter[tuple[Any, ...]]
+
+    def sums(self) -> tuple[Decimal, Decimal, Decimal]:
+        return (
+            sum((row[3] for row in self.borrows.values()), Decimal(0)),
+            sum((row[3] + row[4] for row in self.repays.values()), Decimal(0)),
+            sum((key[3] * n for key, n in self.interest.items()), Decimal(0)),
+        )
+
+    @property
+    def counts(self) -> tuple[int, int, int]:
+        return len(self.borrows), len(self.repays), sum(self.interest.values())
+
+
+async def exchange_history(
+    client: MarginClient, currencies: list[str], symbols: Iterable[str] = ("",)
+) -> History:
+    """What the exchange holds, read with the SDK's walks."""
+    borrows: dict[str, tuple[Any, ...]] = {}
+    repays: dict[str, tuple[Any, ...]] = {}
+    interest: Counter[tuple[Any, ...]] = Counter()
+    for symbol in symbols:
+        mode: dict[str, Any] = {"is_isolated": True, "symbol": symbol} if symbol else {}
+        for b in await client.borrow_history(currencies, **mode).collect():
+            borrows[b.order_no] = (
+                b.symbol, b.currency, b.size, b.actual_size, b.status and b.status.value,
+                b.created_time,
+            )  # fmt: skip
+        for r in await client.repay_history(currencies, **mode).collect():
+            repays[r.order_no] = (
+                r.symbol, r.currency, r.size, r.principal, r.interest,
+                r.status and r.status.value, r.created_time,
+            )  # fmt: skip
+        for i in await client.interest_history(currencies, **mode).collect():
+            interest[(symbol, i.currency, i.created_time, i.interest_amount, i.day_ratio)] += 1
+    return History(borrows, repays, interest)
+
+
+_BORROW = "order_no, symbol, currency, size, actual_size, status, created_time"
+_REPAY = "order_no, symbol, currency, size, principal, interest, status, created_time"
+_INTEREST = "symbol, currency, created_time, interest_amount, day_ratio, occurrence, record_key"
+
+
+def _dec(value: Any) -> Any:
+    return Decimal(value) if isinstance(value, str) else value
+
+
+def _history(borrow_rows: list[Any], repay_rows: list[Any], interest_rows: list[Any]) -> History:
+    borrows: dict[str, tuple[Any, ...]] = {}
+    for row in borrow_rows:
+        assert row[0] not in borrows, f"borrow {row[0]} twice"
+        borrows[row[0]] = (row[1], row[2], _dec(row[3]), _dec(row[4]), row[5], row[6])
+    repays: dict[str, tuple[Any, ...]] = {}
+    for row in repay_rows:
+        assert row[0] not in repays, f"repay {row[0]} twice"
+        repays[row[0]] = (row[1], row[2], _dec(row[3]), _dec(row[4]), _dec(row[5]), row[6], row[7])
+    interest: Counter[tuple[Any, ...]] = Counter()
+    occurrences: dict[tuple[Any, ...], list[int]] = {}
+    for row in interest_rows:
+        key = (row[0], row[1], row[2], _dec(row[3]), _dec(row[4]))
+        interest[key] += 1
+        occurrences.setdefault(key, []).append(row[5])
+        assert row[6] == f"{row[1]}|{row[2]}|{_dec(row[3])}|{_dec(row[4])}", row
+    for key, seen in occurrences.items():
+        # Identical charges are numbered 0, 1, ...: nothing missing, nothing twice.
+        assert sorted(seen) == list(range(len(seen))), (key, seen)
+    return History(borrows, repays, interest)
+
+
+def sqlite_path(url: str) -> str:
+    return url.removeprefix("sqlite:///")
+
+
+async def table_history(url: str, account: str) -> History:
+    """What the tables hold for ``account``."""
+    where = "WHERE account = "
+    if url.startswith("sqlite:"):
+
+        def read() -> History:
+            db = sqlite3.connect(sqlite_path(url))
+            try:
+                return _history(
+                    db.execute(
+                        f"SELECT {_BORROW} FROM borrow_orders {where}?", (account,)
+                    ).fetchall(),
+                    db.execute(
+                        f"SELECT {_REPAY} FROM repay_orders {where}?", (account,)
+                    ).fetchall(),
+                    db.execute(
+                        f"SELECT {_INTEREST} FROM interest_records {where}?", (account,)
+                    ).fetchall(),
+                )
+            finally:
+                db.close()
+
+        return await asyncio.to_thread(read)
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        return _history(
+            list(await conn.fetch(f"SELECT {_BORROW} FROM borrow_orders {where}$1", account)),
+            list(await conn.fetch(f"SELECT {_REPAY} FROM repay_orders {where}$1", account)),
+            list(await conn.fetch(f"SELECT {_INTEREST} FROM interest_records {where}$1", account)),
+        )
+    finally:
+        await conn.close()
+
+
+async def query(url: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    """Rows of one query (``?`` placeholders for SQLite, ``$n`` for PostgreSQL)."""
+    if url.startswith("sqlite:"):
+
+        def read() -> list[tuple[Any, ...]]:
+            db = sqlite3.connect(sqlite_path(url))
+            try:
+                rows = [tuple(row) for row in db.execute(sql, args).fetchall()]
+                db.commit()
+                return rows
+            finally:
+                db.close()
+
+        return await asyncio.to_thread(read)
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        return [tuple(row) for row in await conn.fetch(sql, *args)]
+    finally:
+        await conn.close()
+
+
+def write_accounts_file(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
