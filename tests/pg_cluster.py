@@ -10,6 +10,7 @@ the server are skipped with the reason, except under CI (``CI`` set), where that
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import pwd
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["PgCluster", "find_bindir", "pg_cluster", "require_postgres"]
+__all__ = ["PgCluster", "find_bindir", "pg_cluster", "require_postgres", "shared_cluster"]
 
 _SUPERUSER = "mirror"
 _START_TIMEOUT = 30.0
@@ -129,7 +130,7 @@ class PgCluster:
                     "UTF8",
                     "--no-locale",
                     "--no-sync",
-                ],  # fmt: skip
+                ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 check=True,
@@ -159,7 +160,7 @@ class PgCluster:
                 "full_page_writes=off",
                 "-c",
                 "max_connections=200",
-            ],  # fmt: skip
+            ],
             stdout=server_log,
             stderr=subprocess.STDOUT,
             cwd=self.root,
@@ -182,7 +183,7 @@ class PgCluster:
                         str(self.port),
                         "-U",
                         _SUPERUSER,
-                    ],  # fmt: skip
+                    ],
                     capture_output=True,
                     timeout=10,
                 )
@@ -242,3 +243,16 @@ def pg_cluster() -> Iterator[PgCluster]:
             cluster.stop()
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+_SHARED: list[PgCluster] = []
+
+
+def shared_cluster() -> PgCluster:
+    """One server for every test module of this process (started on first use, stopped
+    and removed when the process exits); tests get fresh databases from it."""
+    if not _SHARED:
+        manager = pg_cluster()
+        _SHARED.append(manager.__enter__())
+        atexit.register(manager.__exit__, None, None, None)
+    return _SHARED[0]

@@ -99,6 +99,7 @@ async def exchange_history(
 _BORROW = "order_no, symbol, currency, size, actual_size, status, created_time"
 _REPAY = "order_no, symbol, currency, size, principal, interest, status, created_time"
 _INTEREST = "symbol, currency, created_time, interest_amount, day_ratio, occurrence, record_key"
+_TABLES = [(_BORROW, "borrow_orders"), (_REPAY, "repay_orders"), (_INTEREST, "interest_records")]
 
 
 def _dec(value: Any) -> Any:
@@ -140,15 +141,10 @@ async def table_history(url: str, account: str) -> History:
             db = sqlite3.connect(sqlite_path(url))
             try:
                 return _history(
-                    db.execute(
-                        f"SELECT {_BORROW} FROM borrow_orders {where}?", (account,)
-                    ).fetchall(),
-                    db.execute(
-                        f"SELECT {_REPAY} FROM repay_orders {where}?", (account,)
-                    ).fetchall(),
-                    db.execute(
-                        f"SELECT {_INTEREST} FROM interest_records {where}?", (account,)
-                    ).fetchall(),
+                    *(
+                        db.execute(f"SELECT {columns} FROM {table} {where}?", (account,)).fetchall()
+                        for columns, table in _TABLES
+                    )
                 )
             finally:
                 db.close()

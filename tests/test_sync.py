@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from pg_cluster import PgCluster, pg_cluster
+from pg_cluster import PgCluster, shared_cluster
 from sync_helpers import History, exchange_history, query, table_history
 
 from margin_async import AccountPool, Credentials, MarginClient, ResponseEvent
@@ -32,9 +32,8 @@ RECORDS = 50_000
 
 
 @pytest.fixture(scope="module")
-def pg() -> Iterator[PgCluster]:
-    with pg_cluster() as cluster:
-        yield cluster
+def pg() -> PgCluster:
+    return shared_cluster()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
