@@ -277,7 +277,7 @@ def _accounts(args: argparse.Namespace) -> list[AccountEntry]:
     currencies = None if currencies_text is None else parse_codes(currencies_text, "currency")
     symbols_text = _joined(args.symbols)
     symbols = [] if symbols_text is None else parse_symbols(symbols_text, "symbols")
-    if _option(args, "sandbox") and currencies is None:
+    if _option(args, "sandbox") and currencies is None and not args.accounts:
         currencies = list(_SANDBOX_CURRENCIES)
         symbols = symbols or [_SANDBOX_SYMBOL]
     if args.accounts:

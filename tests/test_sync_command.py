@@ -1,0 +1,305 @@
+"""The ``sync`` command (``python -m margin_async.sync sync``), its accounts and
+credentials files, exit codes, signals and output; in process and as a subprocess,
+against the embedded sandbox or a loopback FakeKuCoin only."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sync_helpers import SYNC, clean_env, query, run_sync
+
+from margin_async import Credentials
+from margin_async.sync import AccountSpec, SyncConfigError, load_accounts, load_credentials_file
+from margin_async.sync.command import exit_code, main, register
+from margin_async.testing import FakeKuCoin
+
+SECRET = "s3cr3t-never-printed"
+
+
+def counts(path: Path) -> dict[str, int]:
+    db = sqlite3.connect(path)
+    try:
+        return {
+            table: db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            for table in ("borrow_orders", "repay_orders", "interest_records")
+        }
+    finally:
+        db.close()
+
+
+def test_sandbox_once_is_quiet_when_piped(tmp_path: Path) -> None:
+    db = tmp_path / "m.db"
+    done = run_sync(["--sandbox", "--db", f"sqlite:///{db}", "--once"], clean_env())
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "" and done.stderr == ""
+    # The sandbox: cross USDT and BTC, isolated BTC-USDT, 1000 borrows per currency.
+    assert counts(db) == {"borrow_orders": 2200, "repay_orders": 1200, "interest_records": 4200}
+
+
+def test_progress_on_request(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "m.db"
+    argv = ["sync", "--sandbox", "--db", f"sqlite:///{db}", "--once", "--progress"]
+    argv += ["--currency", "usdt", "--kinds", "interest,borrow", "--sandbox-records", "100"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "sync: 1/1 accounts, 300 records, 1 up to date" in err
+    assert counts(db) == {"borrow_orders": 100, "repay_orders": 0, "interest_records": 200}
+
+
+def test_sandbox_accounts_file_mirrors_every_label(tmp_path: Path) -> None:
+    accounts = tmp_path / "accounts.toml"
+    accounts.write_text(
+        '[defaults]\ncurrencies = ["USDT"]\n\n'
+        '[[accounts]]\nlabel = "alpha"\nenv = { api_key = "A_KEY", api_secret = "A_SECRET", '
+        'api_passphrase = "A_PASS" }\n\n'
+        '[[accounts]]\nlabel = "beta"\ncredentials = "beta.env"\nkinds = ["interest"]\n'
+        'isolated = ["eth-usdt"]\n'
+    )
+    db = tmp_path / "m.db"
+    argv = ["sync", "--sandbox", "--accounts", str(accounts), "--db", f"sqlite:///{db}"]
+    assert main([*argv, "--once", "--sandbox-records", "50"]) == 0
+    rows = sqlite3.connect(db).execute(
+        "SELECT account, kind, symbol, currencies, records FROM sync_cursors ORDER BY 1, 2, 3"
+    )
+    assert list(rows) == [
+        ("alpha", "borrow", "", "USDT", 50),
+        ("alpha", "interest", "", "USDT", 100),
+        ("alpha", "repay", "", "USDT", 25),
+        ("beta", "interest", "", "USDT", 100),
+        ("beta", "interest", "ETH-USDT", "USDT", 5),
+    ]
+
+
+def test_accounts_file_sources_and_refusals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    creds_file = tmp_path / "keys" / "one.env"
+    creds_file.parent.mkdir()
+    creds_file.write_text(
+        f"# a saved sandbox output works too\nexport KUCOIN_API_KEY=k1\n"
+        f"KUCOIN_API_SECRET='{SECRET}'\nKUCOIN_API_PASSPHRASE=p1\n"
+    )
+    creds_file.chmod(0o600)
+    accounts = tmp_path / "accounts.toml"
+    accounts.write_text(
+        '[[accounts]]\nlabel = "one"\ncredentials = "keys/one.env"\ncurrencies = ["usdt", "BTC"]\n'
+        'cross = false\nisolated = ["BTC-USDT"]\n\n'
+        '[[accounts]]\nlabel = "two"\nenv = { api_key = "TWO_KEY", api_secret = "TWO_SECRET", '
+        'api_passphrase = "TWO_PASS", key_version = "TWO_VERSION" }\n'
+    )
+    one, two = load_accounts(accounts)
+    assert one.spec == AccountSpec(currencies=["USDT", "BTC"], isolated=["BTC-USDT"], cross=False)
+    assert one.credentials() == Credentials("k1", SECRET, "p1")
+    assert two.spec == AccountSpec()
+    monkeypatch.setenv("TWO_KEY", "k2")
+    monkeypatch.setenv("TWO_SECRET", SECRET)
+    monkeypatch.setenv("TWO_PASS", "p2")
+    monkeypatch.setenv("TWO_VERSION", "2")
+    assert two.credentials() == Credentials("k2", SECRET, "p2", 2)
+    monkeypatch.delenv("TWO_PASS")
+    with pytest.raises(SyncConfigError, match=r"TWO_PASS \(api_passphrase\) is not set"):
+        two.credentials()
+
+    refusals = {
+        f'[[accounts]]\nlabel = "x"\napi_secret = "{SECRET}"\n': "looks like a secret",
+        f'[[accounts]]\nlabel = "x"\nenv = {{ api_key = "K", api_secret = "{SECRET}!", '
+        'api_passphrase = "P" }\n': "must be the NAME of an environment variable",
+        '[[accounts]]\nlabel = "x"\nenv = { api_key = "K" }\n': "env lacks api_secret",
+        '[[accounts]]\nlabel = "x"\n[[accounts]]\nlabel = "x"\n': "given twice",
+        '[[accounts]]\nlabel = "x"\ncolour = "red"\n': "unknown key 'colour'",
+        '[[accounts]]\nlabel = "x"\ncurrencies = ["US DT"]\n': "not a currency code",
+        '[[accounts]]\nlabel = "x"\nisolated = ["BTCUSDT"]\n': "not a symbol",
+        '[[accounts]]\nlabel = "x"\nkinds = ["loans"]\n': "kinds must be a list",
+        '[[accounts]]\nlabel = "x"\ncross = "no"\n': "cross must be true or false",
+        '[[accounts]]\nlabel = ""\n': "label must be a non-empty string",
+        '[[accounts]]\nlabel = "x"\ncredentials = "a"\nenv = {}\n': "not both",
+        "[accounts]\nlabel = 1\n": "no [[accounts]] entry",
+        "[database]\nurl = 'x'\n": "unknown table",
+        "[[accounts]\n": "not valid TOML",
+    }
+    for text, message in refusals.items():
+        accounts.write_text(text)
+        with pytest.raises(SyncConfigError, match=re.escape(message)) as caught:
+            load_accounts(accounts)
+        assert SECRET not in str(caught.value)
+    with pytest.raises(SyncConfigError, match="cannot read it"):
+        load_accounts(tmp_path / "missing.toml")
+
+
+def test_credentials_files(tmp_path: Path) -> None:
+    path = tmp_path / "c.json"
+    path.write_text(f'{{"api_key": "k", "api_secret": "{SECRET}", "api_passphrase": "p"}}')
+    path.chmod(0o644)
+    with pytest.raises(SyncConfigError, match="chmod 600"):
+        load_credentials_file(path)
+    path.chmod(0o600)
+    assert load_credentials_file(path) == Credentials("k", SECRET, "p")
+    for text, message in {
+        "{": "not valid JSON",
+        "[1]": "line 1: expected KEY=VALUE",
+        f'{{"secret": "{SECRET}"}}': "lacks api_key, api_passphrase",
+        f'{{"api_key": "k", "key": "k2", "secret": "{SECRET}", "passphrase": "p"}}': "twice",
+        f'{{"api_key": "k", "secret": "{SECRET}", "passphrase": "p", "key_version": 4}}': "2 or 3",
+        f'{{"api_key": "k", "secret": "{SECRET}", "passphrase": "p", "colour": 1}}': "unknown key",
+        f'{{"api_key": ["k"], "secret": "{SECRET}", "passphrase": "p"}}': "must be a string",
+        f'{{"api_key": "k k", "secret": "{SECRET}", "passphrase": "p"}}': "api_key is not valid",
+        f"{SECRET}\n": "line 1: expected KEY=VALUE",
+    }.items():
+        path.write_text(text)
+        with pytest.raises(SyncConfigError, match=re.escape(message)) as caught:
+            load_credentials_file(path)
+        assert SECRET not in str(caught.value)
+    with pytest.raises(SyncConfigError, match="cannot read it"):
+        load_credentials_file(tmp_path / "missing")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--once"], "give --db URL"),
+        (["--once", "--db", "mysql://u:pw@h/db"], "unsupported database URL"),
+        (["--once", "--db", "sqlite:///m.db", "--kinds", "loans"], "kinds: must be"),
+        (["--once", "--db", "sqlite:///m.db", "--currency", "U$D"], "not a currency code"),
+        (["--once", "--db", "sqlite:///m.db", "--symbols", "BTC"], "not a symbol"),
+        (["--once", "--db", "sqlite:///m.db"], "no credentials"),
+        (["--once", "--db", "sqlite:///m.db", "--currency", "USDT"], "no credentials"),
+        (["--once", "--db", "sqlite:///m.db", "--kinds", "borrow"], "need currencies"),
+        (["--once", "--db", "sqlite:///m.db", "--sandbox", "--base-url", "x"], "drop --base-url"),
+        (["--once", "--db", "sqlite:///m.db", "--quota", "20"], "headroom"),
+    ],
+)
+def test_usage_errors_exit_2(
+    argv: list[str],
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in list(os.environ):
+        if name.startswith(("KUCOIN_", "MARGIN_ASYNC_")):
+            monkeypatch.delenv(name)
+    if "no credentials" not in message:
+        monkeypatch.setenv("KUCOIN_API_KEY", "k")
+        monkeypatch.setenv("KUCOIN_API_SECRET", SECRET)
+        monkeypatch.setenv("KUCOIN_API_PASSPHRASE", "p")
+    assert main(["sync", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and SECRET not in err and "pw@" not in err
+    assert err.startswith("margin-async: error: ")
+
+
+def test_once_and_follow_are_exclusive(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["sync", "--db", "sqlite:///m.db", "--once", "--follow"])
+    assert caught.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_register_into_a_host_parser() -> None:
+    parser = argparse.ArgumentParser(prog="margin-async")
+    parser.add_argument("--sandbox", action="store_true")
+    commands = parser.add_subparsers(dest="command")
+    seen: list[str] = []
+
+    def add_common(sub: argparse.ArgumentParser) -> None:
+        seen.append(sub.prog)
+        sub.add_argument("--sandbox", action="store_true", default=argparse.SUPPRESS)
+
+    register(commands, add_common=add_common)
+    args = parser.parse_args(["sync", "--db", "sqlite:///x.db", "--follow", "--interval", "2"])
+    assert seen == ["margin-async sync"]
+    assert (args.command, args.db, args.follow, args.interval) == (
+        "sync",
+        "sqlite:///x.db",
+        True,
+        2,
+    )
+    assert args.kinds == "borrow,repay,interest" and args.headroom == 0.25
+    assert callable(args.handler)
+
+
+def test_exit_codes() -> None:
+    from margin_async import (
+        AuthenticationError,
+        MarginError,
+        RateLimitError,
+        TransportError,
+        ValidationError,
+    )
+
+    assert exit_code(ValidationError("x", "y")) == 2
+    assert exit_code(SyncConfigError("db", "y")) == 2
+    assert exit_code(AuthenticationError("400003", "bad key", 401)) == 3
+    assert exit_code(RateLimitError("429000", "slow down", 429)) == 4
+    assert exit_code(TransportError("down")) == 5
+    assert exit_code(MarginError("other")) == 7
+    assert exit_code(KeyboardInterrupt()) == 130
+    assert exit_code(RuntimeError("bug")) == 1
+
+
+async def test_refused_credentials_exit_3_without_the_secret(tmp_path: Path) -> None:
+    async with FakeKuCoin() as fake:
+        stranger = Credentials("unknown-key", SECRET, "passphrase")
+        process = await asyncio.create_subprocess_exec(
+            *SYNC, "--db", f"sqlite:///{tmp_path / 'm.db'}", "--base-url", fake.url,
+            "--currency", "USDT", "--once",
+            env=clean_env(stranger), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await process.communicate()
+    assert process.returncode == 3, err
+    assert b"400003" in err and SECRET.encode() not in err and out == b""
+
+
+async def test_sigterm_stops_follow_with_exit_0_and_gives_the_lease_back(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    async with FakeKuCoin() as fake:
+        creds = fake.add_account()
+        fake.seed_history(creds.api_key, "USDT", borrows=100, repays=100, interest=100)
+        process = await asyncio.create_subprocess_exec(
+            *SYNC, "--db", url, "--base-url", fake.url, "--currency", "USDT", "--follow",
+            "--interval", "0.1", "--worker", "solo",
+            env=clean_env(creds), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            async with asyncio.timeout(60):
+                while True:  # until the backlog is in
+                    if process.returncode is not None:
+                        raise AssertionError((await process.communicate())[1])
+                    try:
+                        if (await query(url, "SELECT count(*) FROM repay_orders"))[0][0] == 100:
+                            break
+                    except sqlite3.OperationalError:
+                        pass  # the tables are not there yet
+                    await asyncio.sleep(0.05)
+            assert await query(url, "SELECT owner FROM sync_leases") == [("solo",)]
+            process.send_signal(signal.SIGTERM)
+            out, err = await process.communicate()
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    assert process.returncode == 0, err
+    assert out == b"" and err == b""
+    assert await query(url, "SELECT owner FROM sync_leases") == [(None,)]
+    assert await query(url, "SELECT count(*) FROM sync_workers") == [(0,)]
+
+
+def test_importing_needs_no_database_driver() -> None:
+    code = (
+        "import sys, margin_async; assert 'margin_async.sync' not in sys.modules; "
+        "import margin_async.sync; "
+        "bad = [m for m in ('asyncpg', 'sqlite3') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
