@@ -104,6 +104,8 @@ async def test_sigkill_at_random_moments_loses_and_repeats_nothing(
         env = clean_env(creds)
         common = ["--db", db_url, "--base-url", fake.url, "--currency", "USDT"]
         common += ["--lease-ttl", "1", "--batch-size", "200", "--no-progress"]
+        # The fake's quota, not VIP0's: polling every 50 ms would spend VIP0's in seconds.
+        common += ["--quota", str(10**7)]
         adder = asyncio.ensure_future(keep_adding(fake, [creds], rng))
         moments = []
         written = []
@@ -224,7 +226,7 @@ async def test_workers_share_accounts_and_take_over_a_killed_ones(
             return [
                 "--db", f"{url}?application_name={worker}", "--base-url", fake.url,
                 "--accounts", str(accounts_file), "--follow", "--interval", "0.5",
-                "--lease-ttl", "1.5", "--worker", worker, "--no-progress",
+                "--lease-ttl", "1.5", "--worker", worker, "--no-progress", "--quota", "10000000",
             ]  # fmt: skip
 
         async def owners() -> dict[str, str | None]:

@@ -5,8 +5,9 @@ VIP0), shared by everything using that account: the mirror, and the bots that bo
 repay. The mirror must not starve them. For each account, it sends a history request
 only while both hold:
 
-* its own weight over the last ``window`` seconds (a sliding window, so every exchange
-  window is covered whatever its phase) stays within ``(1 - headroom) * quota``;
+* its own weight stays within ``(1 - headroom) * quota``, each request counting from
+  when it is sent until ``window`` seconds after its reply (so that no exchange window,
+  whatever its phase and the latency, holds more);
 * the ``gw-ratelimit-remaining`` last reported for the account, less what the mirror
   spent since, stays at or above ``headroom * quota`` (others are spending too).
 
@@ -19,9 +20,11 @@ fewer than 1000 remain.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
-from collections import deque
+from collections.abc import AsyncIterator
+from typing import Any
 
 from margin_async.sync._errors import SyncConfigError
 
@@ -41,17 +44,24 @@ _RECHECK = 0.1
 
 
 class Headroom:
-    """The mirror's budget for one account (see the module docstring)."""
+    """The mirror's budget for one account (see the module docstring).
 
-    __slots__ = ("_allowance", "_reserve", "_seen", "_sent", "_spent", "_window")
+    A request counts against the allowance from when it is sent until ``window``
+    seconds after its reply arrived: the exchange charged it somewhere in between, so
+    whatever the latency and the phase of the exchange's window, no window of it can
+    hold more of the mirror's weight than the allowance.
+    """
+
+    __slots__ = ("_allowance", "_reserve", "_seen", "_uses", "_wake", "_window")
 
     def __init__(self, *, quota: int, headroom: float, window: float) -> None:
         check(quota=quota, headroom=headroom, window=window)
         self._allowance = math.floor(quota * (1 - headroom))
         self._reserve = math.ceil(quota * headroom)
         self._window = float(window)
-        self._sent: deque[tuple[float, int]] = deque()  # (monotonic time, weight)
-        self._spent = 0  # weight in _sent
+        #: [counted until (monotonic; None while in flight), weight] per request.
+        self._uses: list[list[Any]] = []
+        self._wake = asyncio.Event()
         #: Remaining last reported by the exchange, less the mirror's weight since.
         self._seen: int | None = None
 
@@ -69,15 +79,28 @@ class Headroom:
         """A reply of this account said ``gw-ratelimit-remaining: remaining``."""
         self._seen = remaining
 
-    async def spend(self, weight: int) -> None:
-        """Wait until ``weight`` may be sent, and count it."""
+    @contextlib.asynccontextmanager
+    async def use(self, weight: int) -> AsyncIterator[None]:
+        """Wait until a request of ``weight`` may be sent; send it inside the block."""
+        use = await self._acquire(weight)
+        try:
+            yield
+        finally:
+            use[0] = time.monotonic() + self._window
+            wake, self._wake = self._wake, asyncio.Event()
+            wake.set()
+
+    async def _acquire(self, weight: int) -> list[Any]:
         while True:
             now = time.monotonic()
-            sent = self._sent
-            while sent and sent[0][0] <= now - self._window:
-                self._spent -= sent.popleft()[1]
-            if self._spent + weight > self._allowance:
-                await asyncio.sleep(sent[0][0] + self._window - now)
+            self._uses = uses = [u for u in self._uses if u[0] is None or u[0] > now]
+            if sum(u[1] for u in uses) + weight > self._allowance:
+                ends = [u[0] for u in uses if u[0] is not None]
+                wake = self._wake
+                # Until the first use ends, or a request in flight is answered.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(min(ends) - now if ends else None):
+                        await wake.wait()
                 continue
             if self._seen is not None and self._seen - weight < self._reserve:
                 # Others are spending this account's quota: leave them the reserve. The
@@ -85,11 +108,11 @@ class Headroom:
                 self._seen = None
                 await asyncio.sleep(self._window * _RECHECK)
                 continue
-            sent.append((now, weight))
-            self._spent += weight
+            use: list[Any] = [None, weight]
+            uses.append(use)
             if self._seen is not None:
                 self._seen -= weight
-            return
+            return use
 
 
 def check(*, quota: int, headroom: float, window: float) -> None:

@@ -37,6 +37,7 @@ import attrs
 
 from margin_async import (
     AuthenticationError,
+    ClientClosedError,
     FollowCursor,
     Follower,
     MarginClient,
@@ -181,7 +182,7 @@ class _Stream:
         self.interest = key.kind == "interest"
         self.row = row_builder(key.kind, key.account, key.symbol)
         self.batch: list[Row] = []
-        #: Interest only: identical records delivered so far, per key (see row_of).
+        #: Interest only: identical records delivered so far, per key (see row_builder).
         self.counts: Counter[str] = Counter()
         #: The cursor stored last, and the one of the last commit started.
         self.saved: FollowCursor | None = None
@@ -199,7 +200,10 @@ class _Stream:
 
     async def fetch(self, page: int, start: int, end: int) -> Page[Any]:
         """Page ``page`` of the window ``[start, end]``, within the account's headroom."""
-        await self.budget.spend(self.weight)
+        async with self.budget.use(self.weight):
+            return await self._fetch(page, start, end)
+
+    async def _fetch(self, page: int, start: int, end: int) -> Page[Any]:
         key, client = self.key, self.client
         since = start if start >= _MIN_START else None
         isolated = {"is_isolated": True, "symbol": key.symbol} if key.symbol else {}
@@ -294,14 +298,14 @@ class _Stream:
             try:
                 await self._follow(interval)
                 return
-            except (LeaseLostError, AuthenticationError, ValidationError):
-                raise  # not ours any more, or wrong settings: retrying cannot help
+            except (LeaseLostError, AuthenticationError, ValidationError, ClientClosedError):
+                raise  # not ours any more, wrong settings, or shut: retrying cannot help
             except MarginError as exc:
                 if once:
                     raise
                 failures = 1 if self.polls > polls else failures + 1
                 delay = min(_MAX_BACKOFF, interval * 2 ** min(failures - 1, 8))
-                _log.warning("%s: %s; trying again in %.0f s", self.key, exc, delay)
+                _log.warning("%s: %s; trying again in %.2g s", self.key, exc, delay)
                 await asyncio.sleep(delay)
 
     async def _follow(self, interval: float) -> None:

@@ -17,7 +17,7 @@ Keys (a replay of a record is a no-op):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Final, Literal
 
@@ -34,7 +34,6 @@ __all__ = [
     "interest_key",
     "plain",
     "row_builder",
-    "row_of",
 ]
 
 Kind = Literal["borrow", "repay", "interest"]
@@ -139,10 +138,6 @@ def interest_key(record: InterestRecord) -> str:
 Row = tuple[Any, ...]
 
 
-def _status(status: Any) -> str | None:
-    return None if status is None else str(status.value)
-
-
 def row_builder(kind: Kind, account: str, symbol: str) -> Callable[[Any, int, str], Row]:
     """A function ``(record, occurrence, key) -> row`` for the records of one stream
     (account first, then the table's columns in order). ``occurrence`` and ``key`` (the
@@ -177,19 +172,3 @@ def row_builder(kind: Kind, account: str, symbol: str) -> Callable[[Any, int, st
         )  # fmt: skip
 
     return repay
-
-
-def row_of(account: str, symbol: str, record: Any, occurrence: int = 0) -> Row:
-    """The row of one record (see :func:`row_builder`)."""
-    if isinstance(record, InterestRecord):
-        return row_builder("interest", account, symbol)(record, occurrence, interest_key(record))
-    if isinstance(record, BorrowOrder):
-        return row_builder("borrow", account, symbol)(record, 0, "")
-    if isinstance(record, RepayOrder):
-        return row_builder("repay", account, symbol)(record, 0, "")
-    raise TypeError(f"not a history record: {type(record).__name__}")
-
-
-def decimal_columns(table: Table) -> Sequence[int]:
-    """Indices of the amount columns of ``table``'s rows."""
-    return [i for i, (_, kind, _) in enumerate(table.columns) if kind == "decimal"]
