@@ -105,6 +105,13 @@ def test_accounts_file_sources_and_refusals(
     monkeypatch.setenv("TWO_PASS", "p2")
     monkeypatch.setenv("TWO_VERSION", "2")
     assert two.credentials() == Credentials("k2", SECRET, "p2", 2)
+    monkeypatch.setenv("TWO_VERSION", "5")
+    with pytest.raises(SyncConfigError, match="TWO_VERSION must be 2 or 3"):
+        two.credentials()
+    monkeypatch.setenv("TWO_VERSION", "3")
+    monkeypatch.setenv("TWO_KEY", "has space")
+    with pytest.raises(SyncConfigError, match="TWO_KEY is not valid"):
+        two.credentials()
     monkeypatch.delenv("TWO_PASS")
     with pytest.raises(SyncConfigError, match=r"TWO_PASS \(api_passphrase\) is not set"):
         two.credentials()
@@ -125,6 +132,13 @@ def test_accounts_file_sources_and_refusals(
         "[accounts]\nlabel = 1\n": "no [[accounts]] entry",
         "[database]\nurl = 'x'\n": "unknown table",
         "[[accounts]\n": "not valid TOML",
+        'defaults = 1\n[[accounts]]\nlabel = "x"\n': "[defaults] must be a table",
+        "accounts = [1]\n": "account 1 must be a table",
+        '[[accounts]]\nlabel = "x"\ncredentials = 1\n': "must be the path of a credentials",
+        '[[accounts]]\nlabel = "x"\nenv = "X"\n': "env must be a table",
+        '[[accounts]]\nlabel = "x"\nenv = { colour = "X" }\n': "env.colour is not one of",
+        '[[accounts]]\nlabel = "x"\ncurrencies = []\n': "currencies must be a non-empty list",
+        '[[accounts]]\nlabel = "x"\nisolated = "BTC-USDT"\n': "isolated must be a list",
     }
     for text, message in refusals.items():
         accounts.write_text(text)

@@ -24,6 +24,7 @@ from margin_async import (
     MarginClient,
     Page,
     ProtocolError,
+    ResponseEvent,
     RetryPolicy,
     TransportError,
 )
@@ -403,3 +404,32 @@ def test_decimal_text_is_exact(tmp_path: Path) -> None:
         "1000",
         "123.456",
     ]
+
+
+async def test_a_record_posted_during_a_poll_makes_it_read_again(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path)
+    async with FakeKuCoin(rate_limit_quota=10**7) as fake:
+        creds = fake.add_account()
+        fake.seed_history(creds.api_key, "USDT", interest=2600)  # 6 pages
+        route = "GET /api/v3/margin/interest"
+        posted: list[int] = []
+
+        def post_late(event: ResponseEvent) -> None:
+            # Right after page 1 pinned the window: a charge stamped inside it (10 s
+            # ago), so the pages read next count one record more.
+            if event.path == "/api/v3/margin/interest" and not posted:
+                posted.append(fake.now_ms() - 10_000)
+                fake.append_interest(creds.api_key, "USDT", "0.7", "0.001", posted[0])
+
+        mirror = Mirror(open_store(url), {"a": AccountSpec(kinds=["interest"])}, quota=10**7)
+        async with (
+            mirror.store,
+            AccountPool({"a": creds}, base_url=fake.url, on_response=post_late) as pool,
+        ):
+            status = await mirror.run_once(pool)
+            expected = await exchange_history(pool["a"], ["USDT"])
+        reads = fake.stats.requests[route]
+    assert posted and status.records == 2601
+    assert await table_history(url, "a") == expected
+    # Page 1, the last pages until the shift showed, then the poll read again.
+    assert reads > 6 + 1
