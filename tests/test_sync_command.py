@@ -51,7 +51,7 @@ def test_progress_on_request(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     argv += ["--currency", "usdt", "--kinds", "interest,borrow", "--sandbox-records", "100"]
     assert main(argv) == 0
     err = capsys.readouterr().err
-    assert "sync: 1/1 accounts, 300 records, 1 up to date" in err
+    assert "sync: 1/1 accounts up to date, 300 records\n" in err
     assert counts(db) == {"borrow_orders": 100, "repay_orders": 0, "interest_records": 200}
 
 

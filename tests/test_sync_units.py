@@ -360,7 +360,7 @@ def test_sandbox_follow_stops_on_sigterm(
     argv = ["sync", "--sandbox", "--db", f"sqlite:///{path}", "--follow", "--interval", "0.05"]
     assert main([*argv, "--progress", "--sandbox-records", "1000", "--currency", "USDT"]) == 0
     watcher.join()
-    assert "sync: " in capsys.readouterr().err
+    assert "sync: stopped, " in capsys.readouterr().err
     db = sqlite3.connect(path)
     assert db.execute("SELECT owner FROM sync_leases").fetchall() == [(None,)]
     assert db.execute("SELECT count(*) FROM borrow_orders").fetchone()[0] == 1000

@@ -394,20 +394,22 @@ class _Progress:
         self._enabled = enabled
         self._width = 0
 
-    def show(self, status: SyncStatus, *, final: bool = False) -> None:
+    def show(self, status: SyncStatus, *, final: str = "") -> None:
+        """Redraw the line; ``final`` (``"once"`` or ``"follow"``) ends it."""
         if not self._enabled:
             return
-        lag = "catching up" if status.lag_ms is None else f"lag {status.lag_ms / 1000:.1f} s"
-        if final:
-            lag = f"{len(status.done)} up to date"
-            if status.skipped:
-                lag += f", {len(status.skipped)} left to other workers"
-        text = (
-            f"sync: {len(status.held) if not final else len(status.done)}/{status.accounts} "
-            f"accounts, {status.records:,} records"
-            + (f" ({status.replayed:,} already there)" if status.replayed else "")
-            + f", {lag}"
+        records = f"{status.records:,} records" + (
+            f" ({status.replayed:,} already there)" if status.replayed else ""
         )
+        if final == "once":
+            text = f"sync: {len(status.done)}/{status.accounts} accounts up to date, {records}"
+            if status.skipped:
+                text += f", {len(status.skipped)} left to other workers"
+        elif final:
+            text = f"sync: stopped, {records}"
+        else:
+            lag = "catching up" if status.lag_ms is None else f"lag {status.lag_ms / 1000:.1f} s"
+            text = f"sync: {len(status.held)}/{status.accounts} accounts, {records}, {lag}"
         pad = max(0, self._width - len(text))
         self._out.write("\r" + text + " " * pad + ("\n" if final else ""))
         self._out.flush()
@@ -495,7 +497,7 @@ async def run(args: argparse.Namespace) -> None:
                     for helper in helpers:
                         helper.cancel()
                     await asyncio.gather(*helpers, return_exceptions=True)
-                progress.show(status, final=True)
+                progress.show(status, final="follow" if args.follow else "once")
 
 
 async def _once(mirror: Mirror, pool: AccountPool, stop: asyncio.Event) -> SyncStatus:
