@@ -17,8 +17,36 @@ The pytest plugin :mod:`margin_async.testing.pytest_plugin` offers it as fixture
 
 from __future__ import annotations
 
-from margin_async.testing.faults import FaultKind
-from margin_async.testing.ledger import InterestCharge, LedgerEntry
-from margin_async.testing.server import FakeKuCoin, FakeStats
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from margin_async.testing.faults import FaultKind
+    from margin_async.testing.ledger import InterestCharge, LedgerEntry
+    from margin_async.testing.server import FakeKuCoin, FakeStats
 
 __all__ = ["FakeKuCoin", "FakeStats", "FaultKind", "InterestCharge", "LedgerEntry"]
+
+# Each name is imported from its module on first use (PEP 562): the pytest plugin
+# (margin_async.testing.pytest_plugin) lives in this package, and pytest loads it in every
+# run where margin-async is installed, so importing the package must not start aiohttp.web.
+_HOMES = {
+    "FakeKuCoin": "margin_async.testing.server",
+    "FakeStats": "margin_async.testing.server",
+    "FaultKind": "margin_async.testing.faults",
+    "InterestCharge": "margin_async.testing.ledger",
+    "LedgerEntry": "margin_async.testing.ledger",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
