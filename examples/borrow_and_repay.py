@@ -18,6 +18,8 @@ import sys
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
+from _script import run_example
+
 from margin_async import Credentials, MarginClient, OutcomeUnknownError
 
 
@@ -58,8 +60,10 @@ async def main() -> int:
 
         page = await client.get_borrow_history(args.currency, order_no=loan.order_no)
         order = page.items[0]
-        when = order.created_at.strftime("%Y-%m-%d %H:%M:%S")
-        print(f"in history: {order.status.value}, created {when} UTC")
+        # Liberal models: a field the exchange left out is None, never a dropped record.
+        when = order.created_at.strftime("%Y-%m-%d %H:%M:%S") if order.created_at else "?"
+        status = order.status.value if order.status else "?"
+        print(f"in history: {status}, created {when} UTC")
 
         paid = await client.repay(args.currency, loan.actual_size)
         print(f"repaid {paid.actual_size} {args.currency}: order {paid.order_no}")
@@ -71,4 +75,4 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    run_example(lambda: asyncio.run(main()))

@@ -21,6 +21,8 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
+from _script import run_example
+
 from margin_async import Credentials
 from margin_async.pool import AccountError, AccountPool
 
@@ -90,4 +92,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_example(main)

@@ -18,6 +18,8 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from _script import run_example
+
 from margin_async import Credentials, MarginClient
 from margin_async.convert import to_dict
 
@@ -81,4 +83,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_example(main)

@@ -20,6 +20,8 @@ import sys
 from collections.abc import AsyncIterator
 from typing import TextIO
 
+from _script import run_example
+
 from margin_async import Credentials, MarginClient
 from margin_async.convert import to_dict
 
@@ -69,4 +71,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_example(main)
