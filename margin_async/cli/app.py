@@ -23,6 +23,7 @@ from margin_async.cli.errors import (
     UsageError,
     exit_code,
     explain,
+    in_words,
 )
 from margin_async.cli.history import register as _history
 from margin_async.cli.money import register as _money
@@ -75,7 +76,7 @@ def _run(command: Command, args: argparse.Namespace, state: RunState) -> int:
         if isinstance(exc, ValidationError):
             return _fail(state, _refused(exc, args, command, state), exit_code(exc))
         if isinstance(exc, UsageError | MarginError):
-            return _fail(state, str(exc) + _hint(exc, state), exit_code(exc))
+            return _fail(state, in_words(str(exc)) + _hint(exc, state), exit_code(exc))
         return _fail(
             state,
             f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)",
@@ -96,13 +97,16 @@ def _fail(state: RunState, message: str, code: int) -> int:
     # Whatever was already written to stdout goes first, so the error comes last.
     with contextlib.suppress(OSError):
         sys.stdout.flush()
+    if state.unfinished is not None:
+        message += f"; {state.unfinished}"
     sys.stderr.write(state.scrub(f"{PROG}: error: {message}\n"))
     return code
 
 
 def _interrupted(state: RunState) -> int:
     """Report Ctrl-C: exit 6 once a borrow/repay may have been sent, else 130."""
-    sys.stderr.write("\n")
+    if not state.line_start:
+        sys.stderr.write("\n")  # after the terminal's ^C, on a line of its own
     movement = state.movement
     if movement is not None and state.money is Money.IN_FLIGHT:
         return _fail(
@@ -113,6 +117,8 @@ def _interrupted(state: RunState) -> int:
         )
     if movement is not None and state.money is Money.NOT_STARTED:
         sys.stderr.write(f"{PROG}: interrupted; the {movement.name} was not sent\n")
+    elif state.unfinished is not None:
+        sys.stderr.write(state.scrub(f"{PROG}: interrupted; {state.unfinished}\n"))
     else:
         sys.stderr.write(f"{PROG}: interrupted\n")
     return EXIT_INTERRUPTED

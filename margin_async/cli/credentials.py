@@ -3,6 +3,9 @@
 A file others may read is refused (like ssh). No message ever shows a file's content
 or a secret: refusals name the line or the JSON key's position and what is wrong.
 Whether a value is valid is the SDK's call (:class:`~margin_async.Credentials`).
+
+What ``margin-async sandbox`` prints, saved as it is, is a valid file: its ``export``
+lines name the credentials and ``MARGIN_ASYNC_BASE_URL``, the exchange they belong to.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ from margin_async.cli.state import RunState
 __all__ = ["credentials", "load_credentials_file"]
 
 # Accepted spellings in a credentials file, lower-cased (the env names work too, so a
-# saved `margin-async sandbox` output, minus its comments, is a valid file).
+# saved `margin-async sandbox` output is a valid file).
 _CREDENTIAL_KEYS = {
+    "base_url": "base_url",
+    "margin_async_base_url": "base_url",
     "api_key": "api_key",
     "key": "api_key",
     "kucoin_api_key": "api_key",
@@ -44,7 +49,7 @@ _ENV_NAMES = {
     "key_version": "KUCOIN_API_KEY_VERSION",
 }
 _REQUIRED = ("api_key", "api_secret", "api_passphrase")
-_KEY_LIST = "api_key, api_secret, api_passphrase, key_version"
+_KEY_LIST = "api_key, api_secret, api_passphrase, key_version, base_url"
 # A value this short is not worth hiding from a message, and would hide ordinary words.
 _MIN_HIDDEN = 4
 
@@ -100,7 +105,7 @@ def _line_entries(text: str, refuse: Callable[[str], NoReturn]) -> list[_Entry]:
     return entries
 
 
-def _credentials_from_text(text: str, path: str) -> Credentials:
+def _credentials_from_text(text: str, path: str) -> tuple[Credentials, str | None]:
     """The credentials in ``text`` (the content of the file ``path``).
 
     A refusal says where (a line, a JSON key's position) and what is wrong, and never
@@ -120,7 +125,7 @@ def _credentials_from_text(text: str, path: str) -> Credentials:
         seen[field] = where
         if isinstance(value, bool) or not isinstance(value, str | int):
             refuse(f", {where}: {field} must be a string")
-        fields[field] = str(value).strip() if field == "key_version" else str(value)
+        fields[field] = str(value).strip() if field in ("key_version", "base_url") else str(value)
     missing = [f for f in _REQUIRED if not fields.get(f)]
     if missing:
         refuse(f" lacks {', '.join(missing)}")
@@ -132,7 +137,7 @@ def _credentials_from_text(text: str, path: str) -> Credentials:
         # the text (it may be a secret pasted in the wrong place).
         refuse(f", {seen['key_version']}: key_version must be 2 or 3")
     try:
-        return Credentials(key, secret, passphrase, version)
+        return Credentials(key, secret, passphrase, version), fields.get("base_url") or None
     except ValidationError as exc:
         reason = str(exc).removeprefix(f"{exc.argument}: ")
         if any(len(v) >= _MIN_HIDDEN and v in reason for v in (key, secret, passphrase)):
@@ -141,8 +146,9 @@ def _credentials_from_text(text: str, path: str) -> Credentials:
         refuse(f"{place}: {exc.argument} {reason}")
 
 
-def load_credentials_file(path: str) -> Credentials:
-    """Read credentials from ``path``, refusing a file others may read (like ssh).
+def load_credentials_file(path: str) -> tuple[Credentials, str | None]:
+    """The credentials in ``path`` and the base URL it names (``None`` when it names
+    none), refusing a file others may read (like ssh).
 
     No error message shows any of the file's content (see :func:`_credentials_from_text`).
     """
@@ -179,15 +185,17 @@ def _from_environment() -> Credentials:
         raise UsageError(f"credentials in the environment: {exc}{hint}") from None
 
 
-def credentials(args: argparse.Namespace, state: RunState) -> Credentials:
-    """The credentials of ``--credentials FILE``, else of the environment; their
-    secrets are added to ``state`` before anything can print them."""
+def credentials(args: argparse.Namespace, state: RunState) -> tuple[Credentials, str | None]:
+    """The credentials of ``--credentials FILE`` (and the base URL the file names),
+    else of the environment; their secrets are added to ``state`` before anything can
+    print them."""
+    base_url = None
     if args.credentials:
-        creds = load_credentials_file(args.credentials)
+        creds, base_url = load_credentials_file(args.credentials)
     else:
         # Hidden before they are checked: whatever the checks say can never show them.
         for name in ("KUCOIN_API_SECRET", "KUCOIN_API_PASSPHRASE"):
             state.add_secret(os.environ.get(name, ""))
         creds = _from_environment()
     state.add_credentials(creds)
-    return creds
+    return creds, base_url

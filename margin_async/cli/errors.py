@@ -39,6 +39,7 @@ __all__ = [
     "UsageError",
     "exit_code",
     "explain",
+    "in_words",
 ]
 
 EXIT_OK = 0
@@ -111,7 +112,7 @@ def explain(error: ValidationError, args: argparse.Namespace, table: Mapping[str
     other refusal is the SDK's reason after the flag (``--page-size must be from 10 to
     500, got 5``).
     """
-    reason = str(error).removeprefix(f"{error.argument}: ")
+    reason = in_words(str(error).removeprefix(f"{error.argument}: "))
     # Python spellings inside the reason: "is_isolated=True", "end_time".
     for name, known in table.items():
         if "_" in name:
@@ -122,6 +123,29 @@ def explain(error: ValidationError, args: argparse.Namespace, table: Mapping[str
     if arg.example is not None and getattr(args, arg.dest, None) is None:
         return f"{_title(args)} needs {arg.flag} (e.g. {arg.example})"
     return f"{arg.flag} {reason}"
+
+
+# aiohttp's "could not connect" text, which the SDK quotes: host, TLS setting, OS reason.
+_CONNECT = re.compile(r":? ?Cannot connect to host \S+ ssl:(?:<[^>]*>|\S+) \[(?P<reason>.*)\]")
+_ERRNO = re.compile(r"^\[Errno -?\d+\] ")
+# Spellings of Python values a person did not type: Decimal('1') is the 1 they typed.
+_DECIMAL_REPR = re.compile(r"Decimal\('([^']*)'\)")
+
+
+def in_words(message: str) -> str:
+    """An SDK message without the Python and aiohttp spellings a person need not read:
+    ``cannot connect to http://127.0.0.1:9: Cannot connect to host 127.0.0.1:9
+    ssl:default [Connect call failed ('127.0.0.1', 9)]`` becomes ``cannot connect to
+    http://127.0.0.1:9``, ``Decimal('1')`` becomes ``1``."""
+
+    def reason(match: re.Match[str]) -> str:
+        text = _ERRNO.sub("", match["reason"]).strip()
+        # asyncio's "Connect call failed ('127.0.0.1', 9)" says nothing more than the URL.
+        if not text or text.startswith("Connect call failed"):
+            return ""
+        return ": " + text[:1].lower() + text[1:]
+
+    return _DECIMAL_REPR.sub(r"\1", _CONNECT.sub(reason, message))
 
 
 def _title(args: argparse.Namespace) -> str:

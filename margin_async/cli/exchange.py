@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
+import inspect
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from margin_async import DEFAULT_BASE_URL, Credentials, MarginClient, RetryPolicy, ValidationError
 from margin_async.cli.credentials import credentials
@@ -15,21 +18,44 @@ from margin_async.cli.parser import ENV_BASE_URL
 from margin_async.cli.sandbox import SANDBOX_BORROWS, sandbox_account
 from margin_async.cli.state import RunState
 
-__all__ = ["open_client"]
+__all__ = ["WaitHook", "open_client", "sdk_reports_waits"]
+
+#: Called when a request starts waiting (the SDK's ``on_wait``; see ``progress.Display``).
+WaitHook = Callable[[Any], None]
+
+
+@functools.cache
+def sdk_reports_waits() -> bool:
+    """Whether this SDK's ``MarginClient`` takes ``on_wait`` (it reports its waits)."""
+    return "on_wait" in inspect.signature(MarginClient).parameters
 
 
 @contextlib.asynccontextmanager
-async def open_client(args: argparse.Namespace, state: RunState) -> AsyncIterator[MarginClient]:
+async def open_client(
+    args: argparse.Namespace, state: RunState, *, on_wait: WaitHook | None = None
+) -> AsyncIterator[MarginClient]:
     """A client of the real exchange, or of an embedded seeded fake with ``--sandbox``.
 
-    ``--attempts``, ``--timeout`` and the base URL are judged by the SDK; a refusal of
-    the base URL names where it came from (``--base-url`` or ``$MARGIN_ASYNC_BASE_URL``).
+    The base URL is ``--base-url``, else the credentials file's ``MARGIN_ASYNC_BASE_URL``
+    (a saved ``margin-async sandbox`` output), else ``$MARGIN_ASYNC_BASE_URL``, else the
+    real exchange. ``--attempts``, ``--timeout`` and the base URL are judged by the SDK; a
+    refusal of the base URL names where it came from. ``on_wait`` is given to an SDK
+    that reports its waits (:func:`sdk_reports_waits`), and left out otherwise.
     """
     if not args.sandbox:
-        creds = credentials(args, state)
-        base_url = args.base_url or os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
-        source = "--base-url" if args.base_url else f"${ENV_BASE_URL}"
-        async with _client(args, creds, base_url, "cli", source) as client:
+        creds, file_url = credentials(args, state)
+        env_url = os.environ.get(ENV_BASE_URL)
+        base_url, source = next(
+            (url, source)
+            for url, source in (
+                (args.base_url, "--base-url"),
+                (file_url, f"{ENV_BASE_URL} in {args.credentials}"),
+                (env_url, f"${ENV_BASE_URL}"),
+                (DEFAULT_BASE_URL, "the default base URL"),
+            )
+            if url
+        )
+        async with _client(args, creds, base_url, "cli", source, on_wait) as client:
             yield client
         return
     if args.base_url or args.credentials:
@@ -41,14 +67,22 @@ async def open_client(args: argparse.Namespace, state: RunState) -> AsyncIterato
     async with FakeKuCoin() as fake:
         creds = await sandbox_account(fake, SANDBOX_BORROWS)
         state.add_credentials(creds)
-        async with _client(args, creds, fake.url, "sandbox", "--sandbox") as client:
+        async with _client(args, creds, fake.url, "sandbox", "--sandbox", on_wait) as client:
             yield client
 
 
 @contextlib.asynccontextmanager
 async def _client(
-    args: argparse.Namespace, creds: Credentials, base_url: str, label: str, source: str
+    args: argparse.Namespace,
+    creds: Credentials,
+    base_url: str,
+    label: str,
+    source: str,
+    on_wait: WaitHook | None,
 ) -> AsyncIterator[MarginClient]:
+    hooks: dict[str, Any] = {}
+    if on_wait is not None and sdk_reports_waits():
+        hooks["on_wait"] = on_wait
     try:
         client = MarginClient(
             creds,
@@ -56,6 +90,7 @@ async def _client(
             retry=RetryPolicy(attempts=args.attempts),
             timeout=args.timeout,
             label=label,
+            **hooks,
         )
     except ValidationError as exc:
         if exc.argument != "base_url":

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -17,13 +16,21 @@ from margin_async import Page, TimeArg, to_dict
 from margin_async.cli.errors import Arg, UsageError
 from margin_async.cli.exchange import open_client
 from margin_async.cli.output import choose_format, make_writer, open_output
-from margin_async.cli.parser import Commands, add_format, add_margin_mode
-from margin_async.cli.progress import Progress, show_progress
+from margin_async.cli.parser import OUTPUT, Commands, add_format, add_margin_mode
+from margin_async.cli.progress import Display
 from margin_async.cli.state import RunState
 
 __all__ = ["register", "time_arg"]
 
 _INTEGER = re.compile(r"[+-]?[0-9]+")
+
+_EXAMPLES = """\
+examples:
+  margin-async history borrow --currency USDT                  # a table, on a terminal
+  margin-async history repay --currency BTC --isolated --symbol BTC-USDT --format csv
+  margin-async history interest --since 2024-01-01 --output interest.csv
+  margin-async history borrow --sandbox --currency USDT | head  # JSON lines, into a pipe
+"""
 
 _HISTORY_ARGS = {
     "currency": Arg("currency", "--currency", "--currency USDT"),
@@ -62,6 +69,7 @@ def register(commands: Commands) -> None:
         "stream borrow, repay or interest history, every page",
         _run,
         arguments=_HISTORY_ARGS,
+        epilog=f"{OUTPUT}\n{_EXAMPLES}",
     )
     history.add_argument("kind", choices=("borrow", "repay", "interest"))
     history.add_argument(
@@ -101,6 +109,7 @@ def register(commands: Commands) -> None:
 async def _run(args: argparse.Namespace, state: RunState) -> None:
     if args.kind == "interest" and args.order_no is not None:
         raise UsageError("--order-no is only for borrow and repay history")
+    fmt = choose_format(args, state)  # before connecting: a bad --output is said at once
     filters: dict[str, Any] = {
         "is_isolated": args.isolated,
         "symbol": args.symbol,
@@ -109,26 +118,23 @@ async def _run(args: argparse.Namespace, state: RunState) -> None:
     }
     if args.page_size is not None:
         filters["page_size"] = args.page_size
-    async with open_client(args, state) as client:
-        pages: AsyncIterator[Page[Any]]
-        if args.kind == "interest":
-            pages = client.interest_history(args.currency, **filters).pages()
-        elif args.kind == "borrow":
-            pages = client.borrow_history(args.currency, order_no=args.order_no, **filters).pages()
-        else:
-            pages = client.repay_history(args.currency, order_no=args.order_no, **filters).pages()
-        with open_output(args.output) as out:
-            writer = make_writer(choose_format(args, out), out)
-            progress = Progress(sys.stderr, f"{args.kind} history", enabled=show_progress(args))
-            try:
+    with Display.for_run(args, state) as display:
+        async with open_client(args, state, on_wait=display.waiting) as client:
+            pages: AsyncIterator[Page[Any]]
+            if args.kind == "interest":
+                pages = client.interest_history(args.currency, **filters).pages()
+            else:
+                walk = client.borrow_history if args.kind == "borrow" else client.repay_history
+                pages = walk(args.currency, order_no=args.order_no, **filters).pages()
+            with (
+                open_output(args.output, state, display) as sink,
+                display.stream(f"{args.kind} history") as line,
+            ):
+                writer = make_writer(fmt, sink)
                 async for page in pages:
                     for item in page.items:
                         writer.write(to_dict(item))
-                    progress.page(
-                        len(page.items), total_records=page.total_num, total_pages=page.total_page
-                    )
-            except BaseException:
-                progress.clear()
-                raise
-            writer.close()
-            progress.finish()
+                    writer.flush()
+                    line.advance(sink.records - line.records, total=page.total_num)
+                writer.close()
+                line.advance(sink.records - line.records)

@@ -23,7 +23,7 @@ from margin_async import (
 )
 from margin_async.cli.errors import Arg, Declined, UsageError
 from margin_async.cli.exchange import open_client
-from margin_async.cli.output import plain, write_rows
+from margin_async.cli.output import choose_format, plain, write_rows
 from margin_async.cli.parser import Commands, add_format, add_margin_mode
 from margin_async.cli.state import PROG, Money, Movement, RunState
 
@@ -37,6 +37,17 @@ _MONEY_ARGS = {
 }
 
 
+_MOVEMENT_HELP = """\
+Asks first ([y/N] on stderr; --yes to skip, required when stdin is not a terminal).
+Once the request may have been sent, Ctrl-C or a lost answer exits 6 (outcome
+unknown): check the history before trying again.
+
+examples:
+  margin-async {verb} USDT 10{tif}
+  margin-async {verb} BTC 0.5 --isolated --symbol BTC-USDT --yes
+"""
+
+
 def register(commands: Commands) -> None:
     """Add ``borrow``, ``repay`` and ``leverage``."""
     borrow = commands.add(
@@ -45,6 +56,7 @@ def register(commands: Commands) -> None:
         _borrow,
         prepare=_prepare,
         arguments=_MONEY_ARGS,
+        epilog=_MOVEMENT_HELP.format(verb="borrow", tif=" --tif FOK"),
     )
     _add_movement(borrow, "borrow")
     borrow.add_argument(
@@ -62,6 +74,7 @@ def register(commands: Commands) -> None:
         _repay,
         prepare=_prepare,
         arguments=_MONEY_ARGS,
+        epilog=_MOVEMENT_HELP.format(verb="repay", tif=""),
     )
     _add_movement(repay, "repay")
     _add_flags(repay, "repay")
@@ -71,6 +84,8 @@ def register(commands: Commands) -> None:
         "set the leverage multiplier (> 1, two decimals at most)",
         _leverage,
         arguments={"leverage": Arg("value", "LEVERAGE")},
+        epilog="examples:\n  margin-async leverage 3.5\n"
+        "  margin-async leverage 5 --isolated --symbol BTC-USDT\n",
     )
     leverage.add_argument("value", metavar="LEVERAGE", help="e.g. 3 or 3.5")
     add_margin_mode(leverage)
@@ -125,6 +140,7 @@ def _prepare(args: argparse.Namespace, state: RunState) -> None:
     """Record the movement (for an interrupt to report), then ask for confirmation;
     refuse when nobody can answer (stdin not a terminal)."""
     state.movement = Movement(args.command, _history_command(args))
+    choose_format(args, state)  # a format that cannot be written is refused before asking
     if args.yes:
         return
     if not sys.stdin.isatty():
@@ -157,7 +173,7 @@ async def _move_money(
     # Written before the client closes: an interrupt while closing loses no result.
     # The SDK accepted both values, so these are what was sent.
     row = {"currency": args.currency.strip().upper(), "size": plain(args.size)}
-    write_rows(args, [{**row, **to_dict(result)}])
+    write_rows(args, state, [{**row, **to_dict(result)}])
     sys.stdout.flush()
     state.money = Money.SETTLED
 
@@ -194,6 +210,7 @@ async def _repay(args: argparse.Namespace, state: RunState) -> None:
 
 
 async def _leverage(args: argparse.Namespace, state: RunState) -> None:
+    choose_format(args, state)  # a format that cannot be written is refused before sending
     async with open_client(args, state) as client:
         await client.modify_leverage(args.value, symbol=args.symbol, is_isolated=args.isolated)
     row = {
@@ -201,4 +218,4 @@ async def _leverage(args: argparse.Namespace, state: RunState) -> None:
         "mode": "isolated" if args.isolated else "cross",
         "symbol": (args.symbol or "").strip().upper(),
     }
-    write_rows(args, [row])
+    write_rows(args, state, [row])

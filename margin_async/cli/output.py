@@ -2,7 +2,9 @@
 
 Amounts are written as the exact decimal strings of :func:`margin_async.to_dict` in
 every format (never floats), so a pipeline can sum them as ``Decimal`` without loss.
-Progress on the terminal is :mod:`margin_async.cli.progress`'s job.
+The format is ``--format``, else the ``--output`` file's extension (an unknown one is
+refused), else a table on a terminal (with the ``cli`` extra) and JSON lines elsewhere.
+Tables are :mod:`margin_async.cli.table`'s; progress is :mod:`margin_async.cli.progress`'s.
 """
 
 from __future__ import annotations
@@ -12,36 +14,42 @@ import contextlib
 import csv
 import json
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Final, Literal, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 from margin_async.cli.errors import UsageError
+from margin_async.cli.extra import NOTE, has_rich, needs_rich
+from margin_async.cli.sink import Sink, sink_for
+from margin_async.cli.state import RunState
+
+if TYPE_CHECKING:
+    from margin_async.cli.progress import Display
 
 __all__ = [
+    "EXTENSIONS",
     "FORMATS",
     "CsvWriter",
     "Format",
     "JsonLinesWriter",
     "RecordWriter",
-    "TableWriter",
+    "cell",
     "choose_format",
     "make_writer",
     "open_output",
     "plain",
     "render_table",
+    "show_rows",
     "write_rows",
 ]
 
 Format = Literal["table", "jsonl", "csv"]
 #: The output formats, in the order ``--help`` lists them.
 FORMATS: Final[tuple[Format, ...]] = ("table", "jsonl", "csv")
-
-# Rows a table waits for before it fixes its column widths: enough for the widths to be
-# right in practice, few enough that the first rows of a long stream show at once.
-_TABLE_SAMPLE = 200
+#: The ``--output`` extensions that name a format (any other needs ``--format``).
+EXTENSIONS: Final[dict[str, Format]] = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 # Fields whose values are epoch milliseconds; the table shows them as UTC times.
 _TIME_FIELDS = frozenset({"created_time", "timestamp"})
 # Beyond this exponent a number is shown as typed: 1e999999999 has a billion digits.
@@ -60,16 +68,6 @@ def plain(text: str) -> str:
     return format(value, "f")
 
 
-class RecordWriter(Protocol):
-    """Writes flat records (``to_dict`` output) to a text stream, one at a time."""
-
-    def write(self, row: Mapping[str, Any]) -> None:
-        """Write one record."""
-
-    def close(self) -> None:
-        """Write whatever is buffered (the stream itself is left open)."""
-
-
 def _text(value: Any) -> str:
     if value is None:
         return ""
@@ -78,7 +76,8 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _human(field: str, value: Any) -> str:
+def cell(field: str, value: Any) -> str:
+    """A field's value as a table shows it to people: times as UTC."""
     if field in _TIME_FIELDS and isinstance(value, int) and not isinstance(value, bool):
         try:
             moment = datetime.fromtimestamp(value // 1000, tz=UTC)
@@ -88,122 +87,110 @@ def _human(field: str, value: Any) -> str:
     return _text(value)
 
 
-def _is_number(text: str) -> bool:
-    # Exact decimal strings and integers are right-aligned so the digits line up.
-    stripped = text.removeprefix("-")
-    return bool(stripped) and stripped.replace(".", "", 1).isdigit()
+class RecordWriter(Protocol):
+    """Writes flat records (``to_dict`` output) to a :class:`~margin_async.cli.sink.Sink`
+    (and counts them there, in ``Sink.records``, once they are out)."""
+
+    def write(self, row: Mapping[str, Any]) -> None:
+        """Write one record."""
+
+    def flush(self) -> None:
+        """Send what is written so far on (the end of a page)."""
+
+    def close(self) -> None:
+        """Write whatever is held back (the sink itself is left open)."""
 
 
 class JsonLinesWriter:
     """One compact JSON object per line; amounts stay strings (exact)."""
 
-    def __init__(self, out: TextIO) -> None:
-        self._out = out
+    def __init__(self, sink: Sink) -> None:
+        self._sink = sink
 
     def write(self, row: Mapping[str, Any]) -> None:
         """Write one record as a JSON line."""
-        self._out.write(json.dumps(row, separators=(",", ":"), ensure_ascii=False) + "\n")
+        self._sink.write(json.dumps(row, separators=(",", ":"), ensure_ascii=False) + "\n")
+        self._sink.records += 1
+
+    def flush(self) -> None:
+        """Send the lines on (above a progress display, they were held)."""
+        self._sink.flush()
 
     def close(self) -> None:
-        """Nothing is buffered."""
+        """Send the lines on."""
+        self._sink.flush()
 
 
 class CsvWriter:
     """A header line (the first record's field names), then one row per record."""
 
-    def __init__(self, out: TextIO) -> None:
-        self._out = out
+    def __init__(self, sink: Sink) -> None:
+        self._sink = sink
         self._writer: csv.DictWriter[str] | None = None
 
     def write(self, row: Mapping[str, Any]) -> None:
         """Write one record (and the header before the first)."""
         if self._writer is None:
-            self._writer = csv.DictWriter(self._out, fieldnames=list(row), lineterminator="\n")
+            self._writer = csv.DictWriter(self._sink, fieldnames=list(row), lineterminator="\n")
             self._writer.writeheader()
         self._writer.writerow({key: _text(value) for key, value in row.items()})
+        self._sink.records += 1
+
+    def flush(self) -> None:
+        """Send the rows on (above a progress display, they were held)."""
+        self._sink.flush()
 
     def close(self) -> None:
-        """Nothing is buffered."""
+        """Send the rows on."""
+        self._sink.flush()
 
 
-class TableWriter:
-    """Aligned columns for people; times as UTC, amounts right-aligned.
-
-    The first rows are held back to size the columns, then every row streams at once; a
-    later, wider value widens only its own row rather than holding the whole stream.
-    """
-
-    def __init__(self, out: TextIO, *, sample: int = _TABLE_SAMPLE) -> None:
-        self._out = out
-        self._sample = sample
-        self._pending: list[list[str]] = []
-        self._fields: list[str] | None = None
-        self._widths: list[int] | None = None
-        self._numeric: list[bool] = []
-
-    def write(self, row: Mapping[str, Any]) -> None:
-        """Add one record."""
-        if self._fields is None:
-            self._fields = list(row)
-        cells = [_human(field, row.get(field)) for field in self._fields]
-        if self._widths is not None:
-            self._line(cells, header=False)
-            return
-        self._pending.append(cells)
-        if len(self._pending) >= self._sample:
-            self._flush_pending()
-
-    def close(self) -> None:
-        """Write the rows still held back (all of them, for a short table)."""
-        if self._widths is None and self._fields is not None:
-            self._flush_pending()
-
-    def _flush_pending(self) -> None:
-        assert self._fields is not None
-        columns = list(zip(*self._pending, strict=True)) if self._pending else []
-        self._widths = [
-            max([len(name), *(len(cell) for cell in column)])
-            for name, column in zip(self._fields, columns, strict=True)
-        ] or [len(name) for name in self._fields]
-        self._numeric = [
-            bool(column) and all(_is_number(cell) or not cell for cell in column)
-            for column in columns
-        ] or [False] * len(self._fields)
-        self._line([name.upper() for name in self._fields], header=True)
-        for cells in self._pending:
-            self._line(cells, header=False)
-        self._pending.clear()
-
-    def _line(self, cells: Sequence[str], *, header: bool) -> None:
-        assert self._widths is not None
-        parts = []
-        for cell, width, numeric in zip(cells, self._widths, self._numeric, strict=True):
-            parts.append(cell.rjust(width) if numeric and not header else cell.ljust(width))
-        self._out.write("  ".join(parts).rstrip() + "\n")
-
-
-def make_writer(fmt: Format, out: TextIO) -> RecordWriter:
-    """The writer of ``fmt`` on ``out``."""
+def make_writer(fmt: Format, sink: Sink) -> RecordWriter:
+    """The writer of ``fmt`` on ``sink``."""
     if fmt == "jsonl":
-        return JsonLinesWriter(out)
+        return JsonLinesWriter(sink)
     if fmt == "csv":
-        return CsvWriter(out)
-    return TableWriter(out)
+        return CsvWriter(sink)
+    from margin_async.cli.table import TableWriter  # rich: only for a table
+
+    return TableWriter(sink)
 
 
-def render_table(rows: Iterable[Mapping[str, Any]], out: TextIO) -> None:
+def render_table(rows: Iterable[Mapping[str, Any]], sink: Sink) -> None:
     """Write a whole (short) table at once."""
-    writer = TableWriter(out)
+    from margin_async.cli.table import TableWriter
+
+    writer = TableWriter(sink)
+    for row in rows:
+        writer.write(row)
+    writer.close()
+
+
+def show_rows(rows: Iterable[Mapping[str, Any]], sink: Sink, state: RunState) -> None:
+    """A short table for people; without the ``cli`` extra, JSON lines (and the note)."""
+    if has_rich():
+        render_table(rows, sink)
+        return
+    state.note(NOTE)
+    writer = JsonLinesWriter(sink)
     for row in rows:
         writer.write(row)
     writer.close()
 
 
 @contextlib.contextmanager
-def open_output(path: str | None) -> Iterator[TextIO]:
-    """``--output FILE`` opened for writing, or stdout (``None`` or ``-``)."""
+def open_output(
+    path: str | None, state: RunState, display: Display | None = None
+) -> Iterator[Sink]:
+    """``--output FILE`` opened for writing, else stdout (``None`` or ``-``), above
+    ``display`` when it runs on the terminal. A run that ends early leaves a file that
+    :attr:`RunState.unfinished` calls partial."""
     if path is None or path == "-":
-        yield sys.stdout
+        sink = sink_for(sys.stdout, display)
+        try:
+            yield sink
+        finally:
+            sink.flush()
         return
     try:
         # newline="" lets the csv module write its own line endings.
@@ -211,28 +198,51 @@ def open_output(path: str | None) -> Iterator[TextIO]:
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror}") from None
     with handle:
-        yield handle
+        sink = Sink(handle)
+        try:
+            yield sink
+        except BaseException:
+            state.unfinished = f"{path} is partial ({sink.records:,} records written)"
+            raise
 
 
-def choose_format(args: argparse.Namespace, out: TextIO) -> Format:
-    """``--format``, else from the output file's extension, else table on a terminal."""
+def choose_format(args: argparse.Namespace, state: RunState) -> Format:
+    """``--format``, else the ``--output`` file's extension, else a table on a terminal.
+
+    An extension that names no format is refused; without the ``cli`` extra, a table
+    asked for is refused and a terminal's default table becomes JSON lines (and a note).
+    """
     chosen: Format | None = getattr(args, "format", None)
+    output: str | None = getattr(args, "output", None)
+    if chosen is None and output not in (None, "-"):
+        assert output is not None
+        suffix = Path(output).suffix.lower()
+        chosen = EXTENSIONS.get(suffix)
+        if chosen is None:
+            what = f"unknown extension {suffix}" if suffix else "no extension"
+            known = ", ".join(EXTENSIONS)
+            raise UsageError(
+                f"--output {output}: {what}, so no format (use {known}, or give --format)"
+            )
+    if chosen == "table":
+        needs_rich("--format table")
     if chosen is not None:
         return chosen
-    output = getattr(args, "output", None)
-    if output:
-        suffix = Path(output).suffix.lower()
-        if suffix == ".csv":
-            return "csv"
-        if suffix in (".jsonl", ".ndjson", ".json"):
-            return "jsonl"
-    return "table" if out.isatty() else "jsonl"
+    if not sys.stdout.isatty():
+        return "jsonl"
+    if has_rich():
+        return "table"
+    state.note(NOTE)
+    return "jsonl"
 
 
-def write_rows(args: argparse.Namespace, rows: Iterable[Mapping[str, Any]]) -> None:
+def write_rows(
+    args: argparse.Namespace, state: RunState, rows: Iterable[Mapping[str, Any]]
+) -> None:
     """Write a few records (a command's result) as ``--format``/``--output`` say."""
-    with open_output(getattr(args, "output", None)) as out:
-        writer = make_writer(choose_format(args, out), out)
+    fmt = choose_format(args, state)
+    with open_output(getattr(args, "output", None), state) as sink:
+        writer = make_writer(fmt, sink)
         for row in rows:
             writer.write(row)
         writer.close()

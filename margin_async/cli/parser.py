@@ -33,7 +33,12 @@ from margin_async.cli.output import FORMATS
 from margin_async.cli.state import PROG, RunState
 
 __all__ = [
+    "CREDENTIALS",
     "ENV_BASE_URL",
+    "EPILOG",
+    "EXIT_STATUS",
+    "OUTPUT",
+    "SEE_ALSO",
     "Command",
     "Commands",
     "Register",
@@ -50,21 +55,30 @@ Run = Callable[[argparse.Namespace, RunState], Coroutine[Any, Any, None]]
 #: Work done before the event loop starts (a confirmation prompt, for instance).
 Prepare = Callable[[argparse.Namespace, RunState], None]
 
-EPILOG = f"""\
+CREDENTIALS = f"""\
 credentials:
   --credentials FILE (JSON, or KEY=VALUE lines, with api_key, api_secret,
-  api_passphrase and optionally key_version; the file must not be readable by
-  group or others: chmod 600 FILE), else the environment variables
-  KUCOIN_API_KEY, KUCOIN_API_SECRET, KUCOIN_API_PASSPHRASE[, KUCOIN_API_KEY_VERSION].
-  The exchange is {DEFAULT_BASE_URL} unless --base-url or ${ENV_BASE_URL}
-  says otherwise; --sandbox runs against an embedded fake exchange with throwaway
-  credentials (margin-async sandbox serves one for other programs).
+  api_passphrase and optionally key_version and base_url; what margin-async sandbox
+  prints is such a file; it must not be readable by group or others: chmod 600 FILE),
+  else the environment variables KUCOIN_API_KEY, KUCOIN_API_SECRET,
+  KUCOIN_API_PASSPHRASE[, KUCOIN_API_KEY_VERSION]. The exchange is {DEFAULT_BASE_URL}
+  unless --base-url, the file's base_url or ${ENV_BASE_URL} says otherwise; --sandbox
+  runs against an embedded fake exchange with throwaway credentials.
+"""
 
+OUTPUT = """\
 output:
   --format table (aligned columns), jsonl (one JSON object per line) or csv; amounts
-  are exact decimal strings in every format. Default: table on a terminal, else jsonl
-  (or from the --output file's extension). Progress goes to stderr, on a terminal only.
+  are exact decimal strings in plain notation in every format. Default: from the
+  --output file's extension (.jsonl, .ndjson, .csv; any other needs --format), else
+  table on a terminal and jsonl elsewhere. On a terminal a progress display on stderr
+  shows records written and what the command waits for; output is printed above it.
+  Tables and the progress display need the cli extra: pip install "margin-async[cli]";
+  without it, jsonl and csv are the same, a terminal gets jsonl and no progress (and a
+  note saying so), and --format table or --progress is refused.
+"""
 
+EXIT_STATUS = f"""\
 exit status:
   {EXIT_OK:<4} success
   {EXIT_INTERNAL:<4} not confirmed (answered no), or an internal error
@@ -79,13 +93,20 @@ exit status:
   {EXIT_INTERRUPTED:<4} interrupted (Ctrl-C); for borrow/repay, only before the request was
        under way (at the prompt): once it may have been sent, Ctrl-C exits 6
   {EXIT_BROKEN_PIPE:<4} the reader of the output went away (e.g. | head)
+"""
 
+EXAMPLES = """\
 examples:
   margin-async demo
   margin-async history borrow --sandbox --currency USDT --format jsonl | head
   margin-async history interest --since 2024-01-01 --format csv --output interest.csv
   margin-async borrow USDT 10 --tif FOK --yes
 """
+
+#: The whole of ``margin-async --help`` after the options.
+EPILOG = "\n".join((CREDENTIALS, OUTPUT, EXIT_STATUS, EXAMPLES))
+#: Where a subcommand's help sends a reader for what all commands share.
+SEE_ALSO = "credentials, output formats, exit statuses: margin-async --help"
 
 
 @attrs.frozen
@@ -114,19 +135,21 @@ class Commands:
         prepare: Prepare | None = None,
         arguments: Mapping[str, Arg] | None = None,
         connection: bool = True,
+        epilog: str = "",
     ) -> argparse.ArgumentParser:
         """Add subcommand ``name`` running ``run``; return its parser for its arguments.
 
         ``connection`` adds the options that choose the exchange and the client's
         behaviour (``--sandbox``, ``--base-url``, ``--credentials``, ``--timeout``,
         ``--attempts``); every subcommand takes ``--debug``. ``arguments`` maps the SDK
-        parameters this command passes on to the flags that carry them.
+        parameters this command passes on to the flags that carry them. ``epilog`` is
+        what this command's ``--help`` says after its options (then :data:`SEE_ALSO`).
         """
         sub = self._subparsers.add_parser(
             name,
             help=help_text,
             description=help_text,
-            epilog=EPILOG,
+            epilog="\n".join(part for part in (epilog, SEE_ALSO) if part),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         add_common_options(sub, top=False, connection=connection)

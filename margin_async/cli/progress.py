@@ -1,108 +1,201 @@
-"""Progress of a long stream on the terminal (stderr): one line redrawn in place.
+"""The progress display of a run on the terminal (stderr), drawn by ``rich``.
 
-Kept apart from the record writers of :mod:`margin_async.cli.output` so a richer
-display can replace it without touching the commands' output.
+While it runs, the display owns the screen: whatever a command writes for that terminal
+(records, tables, log lines) is printed above it by :class:`~margin_async.cli.sink.Sink`,
+never across it, and the display is stopped (its last state left on its own lines)
+before any message that ends the run. It shows records as they are written, and what it
+waits for and for how long: ``waiting 12 s for the rate limit`` (the SDK's ``on_wait``
+events), ``waiting 3 s for the exchange`` (a request without an answer yet).
+
+Without ``rich`` (the ``cli`` extra) there is no display: see :mod:`margin_async.cli.extra`.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
-from typing import TextIO
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import TracebackType
+from typing import TYPE_CHECKING, Protocol
 
-__all__ = ["Progress", "show_progress"]
+import attrs
+
+from margin_async.cli.exchange import sdk_reports_waits
+from margin_async.cli.extra import NOTE, has_rich, needs_rich
+from margin_async.cli.state import RunState
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
+
+__all__ = ["Display", "Stream", "WaitLike", "wants_progress"]
+
+# A request unanswered this long is shown as a wait for the exchange.
+_SLOW_S = 1.5
+#: What each of the SDK's wait reasons is said as.
+_REASONS = {"rate limit": "for the rate limit", "retry backoff": "before retrying"}
 
 
-def show_progress(args: argparse.Namespace) -> bool:
-    """``--progress``/``--no-progress``, else only when stderr is a terminal."""
+class WaitLike(Protocol):
+    """The SDK's ``WaitEvent`` as the display reads it (no import: it may not exist yet)."""
+
+    @property
+    def reason(self) -> str: ...
+    @property
+    def seconds(self) -> float: ...
+
+
+def wants_progress(args: argparse.Namespace) -> bool | None:
+    """``--progress`` (True), ``--no-progress`` (False), or the default (None)."""
     forced: bool | None = getattr(args, "progress", None)
-    return sys.stderr.isatty() if forced is None else forced
+    return forced
 
 
-def _count(n: float) -> str:
-    return f"{n:,.0f}"
+@attrs.define
+class _Wait:
+    """The longest wait announced so far, until its end."""
+
+    until: float = 0.0
+    reason: str = ""
 
 
-class Progress:
-    """A one-line progress bar redrawn in place with ``\\r`` (no dependency).
+@attrs.define(eq=False)
+class Stream:
+    """One stream's line in the display: records written, of how many, since when."""
 
-    Shows records, pages and records per second, and a bar once the total is known.
-    Redraws at most ``fps`` times a second so a fast stream is not slowed by the terminal.
-    """
-
-    _BAR = 24
-
-    def __init__(self, out: TextIO, label: str, *, enabled: bool = True, fps: float = 10.0) -> None:
-        self._out = out
-        self._label = label
-        self._enabled = enabled
-        self._interval = 1.0 / fps
-        self._started = time.monotonic()
-        self._drawn_at = 0.0
-        self._width = 0
-        self.records = 0
-        self.pages = 0
-        self.total_records: int | None = None
-        self.total_pages: int | None = None
+    _display: Display
+    _task: TaskID | None
+    records: int = 0
+    #: Ended by an error or an interrupt (the display then says "stopped").
+    stopped: bool = False
+    started: float = attrs.field(factory=time.monotonic)
+    last: float = attrs.field(factory=time.monotonic)
+    ended: float | None = None
 
     @property
     def elapsed(self) -> float:
-        """Seconds since the bar was created."""
-        return time.monotonic() - self._started
+        """Seconds from the start of the stream to its end (or to now)."""
+        return (time.monotonic() if self.ended is None else self.ended) - self.started
+
+    def advance(self, records: int, *, total: int | None = None) -> None:
+        """Count ``records`` more written (once they are out), of ``total`` if known."""
+        self.records += records
+        self.last = time.monotonic()
+        self._display.update(self, total)
+
+    def status(self) -> str:
+        """What the stream is doing now: waiting (for what, how long), or its pace."""
+        if self.stopped:
+            return "stopped"
+        now = time.monotonic()
+        wait = self._display.wait
+        if wait.until > now:
+            return f"waiting {math.ceil(wait.until - now)} s {wait.reason}"
+        # Since the last page, or the end of the last announced wait, whichever is later.
+        idle = now - max(self.last, wait.until)
+        if idle >= _SLOW_S:
+            # An SDK that reports its own waits leaves only the exchange to wait for.
+            cause = " for the exchange" if sdk_reports_waits() else ""
+            return f"waiting {math.floor(idle)} s{cause}"
+        elapsed = now - self.started
+        rate = self.records / elapsed if elapsed > 0 else 0.0
+        return f"{rate:,.0f} records/s"
+
+
+class Display:
+    """The run's progress display: a context manager that starts and stops it.
+
+    ``enabled`` is decided by :meth:`for_run`; a disabled display does nothing, and its
+    streams only count.
+    """
+
+    def __init__(self, *, enabled: bool, state: RunState | None = None) -> None:
+        self.enabled = enabled
+        self.wait = _Wait()
+        self._state = state
+        self._progress: Progress | None = None
+
+    @classmethod
+    def for_run(cls, args: argparse.Namespace, state: RunState) -> Display:
+        """``--progress``/``--no-progress``, else shown when stderr is a terminal.
+
+        Without ``rich``: ``--progress`` is refused, and a default display becomes the
+        note of :mod:`~margin_async.cli.extra` (once per run).
+        """
+        forced = wants_progress(args)
+        if forced:
+            needs_rich("--progress")
+        enabled = sys.stderr.isatty() if forced is None else forced
+        if enabled and not has_rich():
+            state.note(NOTE)
+            enabled = False
+        return cls(enabled=enabled, state=state)
 
     @property
-    def rate(self) -> float:
-        """Records per second so far."""
-        elapsed = self.elapsed
-        return self.records / elapsed if elapsed > 0 else 0.0
+    def console(self) -> Console | None:
+        """The console of the running display (``None`` when none runs)."""
+        return None if self._progress is None else self._progress.console
 
-    def page(self, records: int, *, total_records: int | None, total_pages: int | None) -> None:
-        """Count one page of ``records`` items; the totals come from the API's counters."""
-        self.pages += 1
-        self.records += records
-        if total_records is not None:
-            self.total_records = total_records
-        if total_pages is not None:
-            self.total_pages = total_pages
-        now = time.monotonic()
-        if now - self._drawn_at >= self._interval:
-            self._drawn_at = now
-            self._draw()
+    def __enter__(self) -> Display:
+        if self.enabled:
+            self._progress = _start()
+        return self
 
-    def finish(self) -> None:
-        """Draw the final state and end the line."""
-        if not self._enabled:
-            return
-        self._draw()
-        self._out.write("\n")
-        self._out.flush()
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
 
-    def clear(self) -> None:
-        """Erase the bar (before an error message, for instance)."""
-        if self._enabled and self._width:
-            self._out.write("\r" + " " * self._width + "\r")
-            self._out.flush()
-            self._width = 0
+    def stop(self) -> None:
+        """Stop the display, its last state left on its own lines (idempotent)."""
+        progress, self._progress = self._progress, None
+        if progress is not None:
+            progress.stop()
+            if self._state is not None:
+                self._state.line_start = True
 
-    def _draw(self) -> None:
-        if not self._enabled:
-            return
-        parts = [self._label]
-        total = self.total_records
-        if total:
-            done = min(self.records / total, 1.0)
-            filled = int(done * self._BAR)
-            parts.append(f"[{'#' * filled}{'.' * (self._BAR - filled)}] {done:4.0%}")
-            parts.append(f"{_count(self.records)}/{_count(total)} records")
-        else:
-            parts.append(f"{_count(self.records)} records")
-        pages = f"{self.pages}/{self.total_pages}" if self.total_pages else str(self.pages)
-        parts.append(f"{pages} pages")
-        parts.append(f"{_count(self.rate)} rec/s")
-        line = "  ".join(parts)
-        # Pad over the previous, possibly longer, line instead of clearing the terminal.
-        padding = " " * max(0, self._width - len(line))
-        self._out.write("\r" + line + padding)
-        self._out.flush()
-        self._width = len(line)
+    def waiting(self, event: WaitLike) -> None:
+        """The SDK's ``on_wait`` callback: a request starts waiting ``event.seconds``."""
+        until = time.monotonic() + max(0.0, event.seconds)
+        if until > self.wait.until:
+            reason = _REASONS.get(event.reason, f"for the {event.reason}")
+            self.wait = _Wait(until, reason)
+
+    @contextmanager
+    def stream(self, label: str) -> Iterator[Stream]:
+        """A line for one stream (``"borrow history"``), finished when the block ends."""
+        progress = self._progress
+        task = None if progress is None else progress.add_task(label, total=None)
+        line = Stream(self, task)
+        if progress is not None and task is not None:
+            progress.update(task, stream=line)
+        try:
+            yield line
+        except BaseException:
+            line.stopped = True
+            raise
+        finally:
+            line.ended = time.monotonic()
+        if progress is not None and task is not None:
+            # Done: the bar full at the records written, the elapsed time frozen.
+            progress.update(task, total=line.records, completed=line.records)
+            progress.stop_task(task)
+
+    def update(self, line: Stream, total: int | None) -> None:
+        """Show ``line``'s count (called by :meth:`Stream.advance`)."""
+        if self._progress is not None and line._task is not None:
+            self._progress.update(line._task, completed=line.records, total=total)
+
+
+def _start() -> Progress:
+    from margin_async.cli.columns import progress_display
+
+    progress = progress_display()
+    progress.start()
+    return progress

@@ -6,13 +6,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from margin_async import Credentials, MarginClient
+from margin_async.cli.errors import UsageError
 from margin_async.cli.parser import ENV_BASE_URL, Commands, at_least
 from margin_async.cli.state import RunState
 
@@ -33,6 +35,14 @@ def register(commands: Commands) -> None:
         "serve a fake exchange with a seeded account until Ctrl-C",
         _run,
         connection=False,
+        epilog="""\
+It prints export lines (throwaway credentials and MARGIN_ASYNC_BASE_URL): paste them
+into another shell, or save them as they are and, once written, pass the file to
+--credentials (it must be private, hence the umask):
+
+  (umask 077; margin-async sandbox > sandbox.env) &
+  margin-async history borrow --currency USDT --credentials sandbox.env
+""",
     )
     sandbox.add_argument(
         "--port", type=_port, default=0, help="port on 127.0.0.1 (default: any free port)"
@@ -75,6 +85,24 @@ async def sandbox_account(fake: FakeKuCoin, records: int) -> Credentials:
     return creds
 
 
+@contextlib.asynccontextmanager
+async def _serving(fake: FakeKuCoin, port: int) -> AsyncIterator[FakeKuCoin]:
+    """``fake`` started; a port it cannot have is a usage error, said as such."""
+    try:
+        await fake.start()
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise UsageError(
+                f"port {port} on 127.0.0.1 is taken; choose another --port (0 for any free port)"
+            ) from None
+        reason = (exc.strerror or str(exc)).lower()
+        raise UsageError(f"cannot serve on 127.0.0.1 port {port}: {reason}") from None
+    try:
+        yield fake
+    finally:
+        await fake.close()
+
+
 @contextlib.contextmanager
 def _stop_on_signal() -> Iterator[asyncio.Event]:
     """An event set by SIGINT or SIGTERM (instead of KeyboardInterrupt or death)."""
@@ -97,7 +125,7 @@ async def _run(args: argparse.Namespace, state: RunState) -> None:
 
     # Handlers first: whoever reads the URL below may signal at once, and must get exit 0.
     with _stop_on_signal() as stop:
-        async with FakeKuCoin(port=args.port, seed=args.seed) as fake:
+        async with _serving(FakeKuCoin(port=args.port, seed=args.seed), args.port) as fake:
             creds = await sandbox_account(fake, args.seed_records)
             # Printing these secrets is the point: they are throwaway keys of a local fake.
             lines = [

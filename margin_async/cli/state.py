@@ -21,6 +21,9 @@ __all__ = ["PROG", "Money", "Movement", "RunState", "logging_to_stderr"]
 
 PROG = "margin-async"
 _REDACTED = "[redacted]"
+# A "secret" this short cannot be told from ordinary text: hiding it would garble every
+# message ("margin-a[redacted]ync" for a secret "s"), and no exchange issues one.
+_MIN_SECRET = 4
 
 _log = logging.getLogger("margin_async")
 _asyncio_log = logging.getLogger("asyncio")
@@ -61,12 +64,25 @@ class RunState:
     money: Money = Money.NOT_STARTED
     #: Set by a command that moves money, before anything is sent.
     movement: Movement | None = None
+    #: Said after an error or an interrupt: what was left unfinished ("x.csv is partial").
+    unfinished: str | None = None
+    #: Whether the terminal's cursor is known to be at the start of a line (a progress
+    #: display just ended its lines), so a message needs no newline before it.
+    line_start: bool = False
     _forms: set[str] = attrs.field(factory=set, init=False)
+    _noted: set[str] = attrs.field(factory=set, init=False)
 
     def add_secret(self, secret: str) -> None:
         """Never print ``secret`` (nor its JSON- or repr-escaped spellings)."""
-        if secret:
+        if len(secret) >= _MIN_SECRET:
             self._forms |= {secret, json.dumps(secret)[1:-1], repr(secret)[1:-1]}
+
+    def note(self, text: str) -> None:
+        """Say ``text`` on stderr, once per run however often it is noted."""
+        if text not in self._noted:
+            self._noted.add(text)
+            sys.stderr.write(f"{PROG}: {text}\n")
+            sys.stderr.flush()
 
     def add_credentials(self, creds: Credentials) -> None:
         """Never print the secret, the passphrase or the signed passphrase header.
@@ -88,6 +104,16 @@ class RunState:
         return text
 
 
+class _CurrentStderr:
+    """A stream that writes to whatever ``sys.stderr`` is at the moment."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 class _ScrubbingFormatter(logging.Formatter):
     """Formats a record (and its traceback), then removes the run's secrets from it."""
 
@@ -103,7 +129,9 @@ class _ScrubbingFormatter(logging.Formatter):
 def logging_to_stderr(debug: bool, state: RunState) -> Iterator[None]:
     """margin_async's log on stderr (DEBUG with --debug, else warnings only) while the
     command runs; the loggers are restored afterwards, as ``main`` may run in-process."""
-    handler = logging.StreamHandler(sys.stderr)
+    # sys.stderr as it is when a record is written: a live progress display puts its own
+    # there, which prints the record above the display instead of across it.
+    handler = logging.StreamHandler(_CurrentStderr())
     handler.setFormatter(_ScrubbingFormatter(state))
     # asyncio's own reports ("Task exception was never retrieved") can quote an error
     # message too: they go through the same scrubbing handler, warnings only.
