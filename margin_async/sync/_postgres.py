@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
 from margin_async.sync._errors import LeaseLostError, StoreError, SyncConfigError
-from margin_async.sync._rows import TABLES, Row, StreamKey, Table
+from margin_async.sync._rows import TABLES, Row, StreamKey, Table, plain
 from margin_async.sync._store import SCHEMA_VERSION, Holder, Store
 
 __all__ = ["PostgresStore"]
@@ -74,13 +74,22 @@ _SCHEMA = [
 
 
 def _insert_sql(table: Table) -> str:
-    names = table.names
+    # Amounts travel as text (exact, and cheaper to encode than Decimal) and are cast to
+    # numeric by the server.
+    columns = table.columns[1:]
+    names = [f"c{i}" for i in range(len(columns))]
     arrays = ", ".join(
-        f"${i}::{_TYPES[kind]}[]" for i, (_, kind, _) in enumerate(table.columns[1:], start=2)
+        f"${i}::{'text' if kind == 'decimal' else _TYPES[kind]}[]"
+        for i, (_, kind, _) in enumerate(columns, start=2)
+    )
+    values = ", ".join(
+        f"u.{name}::numeric" if kind == "decimal" else f"u.{name}"
+        for name, (_, kind, _) in zip(names, columns, strict=True)
     )
     return (
-        f"INSERT INTO {table.name} ({', '.join(names)}) "
-        f"SELECT $1::text, u.* FROM unnest({arrays}) AS u ON CONFLICT DO NOTHING"
+        f"INSERT INTO {table.name} ({', '.join(table.names)}) "
+        f"SELECT $1::text, {values} FROM unnest({arrays}) AS u({', '.join(names)}) "
+        "ON CONFLICT DO NOTHING"
     )
 
 
@@ -98,6 +107,10 @@ class PostgresStore(Store):
         self._pool_size = max(2, pool_size)
         self._pool: _Pool | None = None
         self._inserts = {kind: _insert_sql(table) for kind, table in TABLES.items()}
+        self._amounts = {
+            kind: [i for i, (_, type_, _) in enumerate(table.columns) if type_ == "decimal"]
+            for kind, table in TABLES.items()
+        }
 
     @contextlib.asynccontextmanager
     async def _conn(self) -> AsyncIterator[_Connection]:
@@ -173,11 +186,11 @@ class PostgresStore(Store):
     async def commit(
         self, worker: str, key: StreamKey, rows: Sequence[Row], cursor: str, since: int, ttl_ms: int
     ) -> int:
-        width = len(TABLES[key.kind].columns)
-        columns: list[list[Any]] = [[] for _ in range(width - 1)]
-        for row in rows:
-            for column, value in zip(columns, row[1:], strict=True):
-                column.append(value)
+        columns: list[Sequence[Any]] = []
+        if rows:
+            columns.extend(list(zip(*rows, strict=True))[1:])
+        for index in self._amounts[key.kind]:
+            columns[index - 1] = [None if v is None else plain(v) for v in columns[index - 1]]
         async with self._conn() as conn, conn.transaction():
             held = await conn.fetchval(
                 f"UPDATE sync_leases SET expires_at = greatest(expires_at, {_NOW} + $3) "
