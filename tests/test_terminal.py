@@ -17,6 +17,7 @@ import contextlib
 import os
 import re
 import select
+import shlex
 import signal
 import subprocess
 import sys
@@ -173,18 +174,23 @@ def assert_never_mixed(term: Terminal, streams: int = 1) -> list[str]:
 # -- history: progress and output on one screen, every format ----------------------------
 
 
-@pytest.mark.parametrize("fmt", ["table", "jsonl"])
-def test_progress_and_records_never_share_a_line(fmt: str) -> None:
-    # 10 pages: the display is redrawn below the records after every one of them.
+@pytest.mark.parametrize(
+    "options",
+    [("--format", "table"), ("--format", "jsonl"), ("--format", "csv", "--debug")],
+    ids=["table", "jsonl", "csv-and-log-lines"],
+)
+def test_progress_and_records_never_share_a_line(options: tuple[str, ...]) -> None:
+    # 10 pages: the display is redrawn below the records after every one of them (and
+    # --debug logs every request while it runs).
     args = ("history", "borrow", "--sandbox", "--currency", "BTC", "--page-size", "10")
-    with terminal(*args, "--format", fmt) as term:
+    with terminal(*args, *options) as term:
         assert term.finish() == 0, term.text()
     lines = assert_never_mixed(term)
     assert re.search(r"borrow history .*100/100 records\s+done in", lines[-1]), lines[-1]
     # Every record is on the screen once.
     found = re.findall(r"[0-9a-f]{24}", "\n".join(lines))
     assert len(found) == len(set(found)) == 100
-    if fmt == "table":
+    if "table" in options:
         assert lines[0].split()[:3] == ["ORDER_NO", "SYMBOL", "CURRENCY"]
         assert sum(line.startswith("ORDER_NO") for line in lines) == 1  # one table
 
@@ -258,14 +264,14 @@ async def test_a_wait_for_the_exchange_is_shown_and_an_interrupt_says_the_file_i
     "long a request waits for the rate-limit budget",
 )
 async def test_a_rate_limit_wait_is_shown_with_its_length() -> None:
-    # Two pages per 3-second window: the third page waits for the next window.
+    # One page (weight 20) per 3-second window: the later pages wait for the next ones.
     async with FakeKuCoin(rate_limit_quota=30, rate_limit_window_ms=3000) as fake:
         creds = fake.add_account()
         fake.seed_history(creds.api_key, "USDT", borrows=0, repays=0, interest=30)
         args = ("history", "interest", "--currency", "USDT", "--page-size", "10")
         args += ("--base-url", fake.url, "--format", "jsonl")
         with terminal(*args, env=_environment(creds)) as term:
-            waiting = r"interest history .* 20/30 records +waiting [1-3] s for the rate limit$"
+            waiting = r"interest history .* [12]0/30 records +waiting [1-3] s for the rate limit$"
             await asyncio.to_thread(term.wait_for, lambda: term.shows(waiting), "the wait")
             assert await asyncio.to_thread(term.finish) == 0, term.text()
     assert fake.stats.rate_limited == 0  # waited, never refused
@@ -293,3 +299,14 @@ def test_without_the_extra_a_terminal_gets_json_lines_and_a_note() -> None:
     assert term.lines() == [
         'margin-async: error: --format table needs the cli extra: pip install "margin-async[cli]"'
     ]
+
+
+def test_a_pipe_read_on_the_same_terminal_gets_no_display() -> None:
+    # head prints on the terminal itself: a display there could not keep its lines apart.
+    history = [*COMMAND, "history", "borrow", "--sandbox", "--currency", "BTC"]
+    pipeline = f"{shlex.join(history)} --page-size 10 | head -n 3"
+    with terminal("-c", pipeline, command=["/bin/sh"]) as term:
+        assert term.finish() == 0, term.text()
+    records = re.findall(r"[0-9a-f]{24}", term.text())
+    assert len(records) == 3, term.text()
+    assert not any(PROGRESS.search(line) for line in term.lines()), term.text()

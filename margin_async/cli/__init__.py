@@ -20,14 +20,26 @@ flag the person typed). One job per module:
 - :mod:`~margin_async.cli.history`: ``history borrow|repay|interest``
 - :mod:`~margin_async.cli.sandbox`: ``sandbox``, and the seeded account of ``--sandbox``
 - :mod:`~margin_async.cli.demo`: ``demo``
-- :mod:`~margin_async.cli.output`: table / JSON lines / CSV writers, ``--output``, ``--format``
-- :mod:`~margin_async.cli.progress`: the progress display on stderr
+- :mod:`~margin_async.cli.output`: JSON lines / CSV writers, ``--output``, ``--format``
+- :mod:`~margin_async.cli.table`: tables, laid out by rich and streamed a page at a time
+- :mod:`~margin_async.cli.sink`: where output goes: a stream, or above the progress display
+- :mod:`~margin_async.cli.progress`: the progress display on stderr (what it waits for)
+- :mod:`~margin_async.cli.columns`: the rich columns of that display
+- :mod:`~margin_async.cli.extra`: the optional ``cli`` extra (rich), and what is said without it
+
+On a terminal a progress display (rich) owns the screen while it runs: whatever is
+written for that terminal is printed above it, never across it, and it is stopped before
+a run's last message. ``pip install "margin-async[cli]"`` adds rich; without it JSON
+lines and CSV are written exactly the same, and see :mod:`~margin_async.cli.extra` for
+what a terminal gets instead.
 
 Adding a subcommand: write a module with ``register(commands: Commands) -> None``
 that calls ``commands.add(name, help, run, arguments={...})`` (``run`` is
 ``async def run(args, state)``; ``arguments`` maps the SDK parameters it passes on to
 their flags, for messages), adds its options to the parser it gets back, and opens its
-client with :func:`margin_async.cli.exchange.open_client`. Then append its
+client with :func:`margin_async.cli.exchange.open_client` (``on_wait=display.waiting``
+for a command with a :class:`~margin_async.cli.progress.Display`; output through
+:func:`margin_async.cli.output.open_output`, so it goes above that display). Then append its
 ``register`` to :data:`margin_async.cli.app.COMMANDS`::
 
     def register(commands: Commands) -> None:

@@ -49,7 +49,8 @@ def register(commands: Commands) -> None:
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="progress bars on stderr (default: only when stderr is a terminal)",
+        help="progress display on stderr (default: when stderr is a terminal and stdout is "
+        "not a pipe)",
     )
 
 
@@ -157,6 +158,7 @@ async def _run(args: argparse.Namespace, state: RunState) -> None:
                 ]
     # Below the bars, which stay as they ended.
     with open_output(None, state) as out:
+        out.write("\n")
         show_rows(
             [
                 {

@@ -102,7 +102,8 @@ def register(commands: Commands) -> None:
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="progress bar on stderr (default: only when stderr is a terminal)",
+        help="progress display on stderr (default: when stderr is a terminal and the output "
+        "goes to it or to a file, not into a pipe)",
     )
 
 

@@ -71,8 +71,10 @@ output:
   --format table (aligned columns), jsonl (one JSON object per line) or csv; amounts
   are exact decimal strings in plain notation in every format. Default: from the
   --output file's extension (.jsonl, .ndjson, .csv; any other needs --format), else
-  table on a terminal and jsonl elsewhere. On a terminal a progress display on stderr
-  shows records written and what the command waits for; output is printed above it.
+  table on a terminal and jsonl elsewhere. When stderr is a terminal and the output
+  goes to it or to a file (not into a pipe, whose reader may print on the same
+  terminal), a progress display on stderr shows the records written and what the
+  command waits for, and how long; output for the terminal is printed above it.
   Tables and the progress display need the cli extra: pip install "margin-async[cli]";
   without it, jsonl and csv are the same, a terminal gets jsonl and no progress (and a
   note saying so), and --format table or --progress is refused.

@@ -13,13 +13,16 @@ Without ``rich`` (the ``cli`` extra) there is no display: see :mod:`margin_async
 from __future__ import annotations
 
 import argparse
+import io
 import math
+import os
+import stat
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 import attrs
 
@@ -120,7 +123,9 @@ class Display:
 
     @classmethod
     def for_run(cls, args: argparse.Namespace, state: RunState) -> Display:
-        """``--progress``/``--no-progress``, else shown when stderr is a terminal.
+        """``--progress``/``--no-progress``, else shown when stderr is a terminal and the
+        output does not go into a pipe: the reader of a pipe (``| head``, ``| jq``) may
+        well print on the same terminal, where no display can keep it above itself.
 
         Without ``rich``: ``--progress`` is refused, and a default display becomes the
         note of :mod:`~margin_async.cli.extra` (once per run).
@@ -128,7 +133,9 @@ class Display:
         forced = wants_progress(args)
         if forced:
             needs_rich("--progress")
-        enabled = sys.stderr.isatty() if forced is None else forced
+        to_file = getattr(args, "output", None) not in (None, "-")
+        default = sys.stderr.isatty() and (to_file or not _into_pipe(sys.stdout))
+        enabled = default if forced is None else forced
         if enabled and not has_rich():
             state.note(NOTE)
             enabled = False
@@ -191,6 +198,15 @@ class Display:
         """Show ``line``'s count (called by :meth:`Stream.advance`)."""
         if self._progress is not None and line._task is not None:
             self._progress.update(line._task, completed=line.records, total=total)
+
+
+def _into_pipe(stream: TextIO) -> bool:
+    """Whether ``stream`` is a pipe or a socket (another program reads it)."""
+    try:
+        mode = os.fstat(stream.fileno()).st_mode
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return False  # not a file descriptor at all (a test's capture, for instance)
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
 
 
 def _start() -> Progress:
