@@ -56,7 +56,21 @@ def mirror_of(url: str, accounts: dict[str, AccountSpec], **options: object) -> 
     return Mirror(open_store(url), accounts, **options)  # type: ignore[arg-type]
 
 
-async def test_first_sync_equals_the_exchange_history(db_url: str) -> None:
+async def _stores(request: pytest.FixtureRequest, tmp_path: Path) -> list[str]:
+    """SQLite, and PostgreSQL unless this machine cannot run it (whose tests say why)."""
+    urls = [f"sqlite:///{tmp_path / 'mirror.db'}"]
+    try:
+        cluster: PgCluster = request.getfixturevalue("pg")
+    except pytest.skip.Exception:
+        return urls
+    return [*urls, await cluster.create_database()]
+
+
+async def test_first_sync_equals_the_exchange_history(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    # One exchange mirrored into both stores at once: seeded, served and read once.
+    urls = await _stores(request, tmp_path)
     async with fake_exchange() as fake:
         creds = fake.add_account()
         fake.seed_history(
@@ -67,30 +81,35 @@ async def test_first_sync_equals_the_exchange_history(db_url: str) -> None:
         for _ in range(2):
             fake.append_interest(creds.api_key, "USDT", "0.25", "0.0001", at)
             fake.append_interest(creds.api_key, "USDT", "0.00000001", "0.0001", at + 1)
-        mirror = mirror_of(db_url, {"alice": AccountSpec(currencies=["USDT"])}, batch_size=5000)
-        async with (
-            mirror.store,
-            AccountPool({"alice": creds}, base_url=fake.url, on_response=mirror.observe) as pool,
-        ):
-            status = await mirror.run_once(pool)
+        mirrors = [
+            mirror_of(url, {"alice": AccountSpec(currencies=["USDT"])}, batch_size=5000)
+            for url in urls
+        ]
+        async with contextlib.AsyncExitStack() as stack:
+            for mirror in mirrors:
+                await stack.enter_async_context(mirror.store)
+            pool = await stack.enter_async_context(AccountPool({"alice": creds}, base_url=fake.url))
+            statuses = await asyncio.gather(*(mirror.run_once(pool) for mirror in mirrors))
             expected = await exchange_history(pool["alice"], ["USDT"])
             # A second run finds nothing new: one idle poll per history.
-            again = await mirror.run_once(pool)
-        stored = await table_history(db_url, "alice")
+            again = await mirrors[0].run_once(pool)
     assert expected.counts == (RECORDS, RECORDS, RECORDS)
-    assert stored.counts == expected.counts
-    assert stored.borrows == expected.borrows
-    assert stored.repays == expected.repays
-    assert stored.interest == expected.interest
-    assert stored.sums() == expected.sums()
-    assert all(isinstance(total, Decimal) for total in stored.sums())
-    assert status.records == 3 * RECORDS and status.replayed == 0
-    assert status.done == ("alice",) and status.held == ()
+    for url, status in zip(urls, statuses, strict=True):
+        stored = await table_history(url, "alice")
+        assert stored.counts == expected.counts, url
+        assert stored.borrows == expected.borrows, url
+        assert stored.repays == expected.repays, url
+        assert stored.interest == expected.interest, url
+        assert stored.sums() == expected.sums(), url
+        assert all(isinstance(total, Decimal) for total in stored.sums())
+        assert status.records == 3 * RECORDS and status.replayed == 0
+        assert status.done == ("alice",) and status.held == ()
+        cursors = await query(url, "SELECT kind, records FROM sync_cursors ORDER BY kind")
+        assert cursors == [("borrow", RECORDS), ("interest", RECORDS), ("repay", RECORDS)]
+        leases = await query(url, "SELECT account, owner FROM sync_leases")
+        assert leases == [("alice", None)]  # given back
     assert again.records == 3 * RECORDS  # counted per mirror: nothing added the second time
-    cursors = await query(db_url, "SELECT kind, records FROM sync_cursors ORDER BY kind")
-    assert cursors == [("borrow", RECORDS), ("interest", RECORDS), ("repay", RECORDS)]
-    leases = await query(db_url, "SELECT account, owner FROM sync_leases")
-    assert leases == [("alice", None)]  # given back
+    print(f"first sync of {3 * RECORDS:,} records into {len(urls)} stores")
 
 
 async def test_records_added_while_following_arrive_once(db_url: str) -> None:

@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import random
 import signal
+import sys
 import time
+from asyncio.subprocess import PIPE
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from pg_cluster import PgCluster, shared_cluster
-from sync_helpers import SYNC, clean_env, exchange_history, query, table_history
+from sync_helpers import clean_env, exchange_history, query, table_history
 
 from margin_async import Credentials, MarginClient
 from margin_async.sync import open_store
@@ -46,21 +49,71 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return await cluster.create_database()
 
 
-@contextlib.asynccontextmanager
-async def sync_process(
-    args: list[str], env: dict[str, str], log: Path
-) -> AsyncIterator[asyncio.subprocess.Process]:
-    """A ``sync`` subprocess (output to ``log``), killed if still running at the end."""
-    with log.open("ab") as out:
+FORKSERVER = str(Path(__file__).with_name("sync_forkserver.py"))
+
+
+class ForkServer:
+    """Starts ``sync`` processes as forks of one pre-imported process (see
+    sync_forkserver.py): each is a real process, SIGKILLed for real, without the
+    interpreter's start-up each time."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self._process = process
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(cls, env: dict[str, str]) -> AsyncIterator[ForkServer]:
         process = await asyncio.create_subprocess_exec(
-            *SYNC, *args, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out
+            sys.executable, FORKSERVER, env=env, stdin=PIPE, stdout=PIPE
         )
-    try:
-        yield process
-    finally:
-        if process.returncode is None:
-            process.kill()
+        try:
+            yield cls(process)
+        finally:
+            assert process.stdin is not None
+            process.stdin.close()
             await process.wait()
+
+    async def _ask(self, *request: object) -> object:
+        stdin, stdout = self._process.stdin, self._process.stdout
+        assert stdin is not None and stdout is not None
+        stdin.write(json.dumps(request).encode() + b"\n")
+        await stdin.drain()
+        line = await stdout.readline()
+        if not line:
+            raise AssertionError("the fork server died")
+        return json.loads(line)[0]
+
+    @contextlib.asynccontextmanager
+    async def sync(self, args: list[str], log: Path) -> AsyncIterator[Child]:
+        """A ``sync`` process, killed and reaped if still running at the end."""
+        child = Child(self, int(await self._ask("run", str(log), *args)), log)  # type: ignore[call-overload]
+        try:
+            yield child
+        finally:
+            if child.returncode is None:
+                child.send_signal(signal.SIGKILL)
+                await child.wait()
+
+
+class Child:
+    """One forked ``sync`` process."""
+
+    def __init__(self, server: ForkServer, pid: int, log: Path) -> None:
+        self._server = server
+        self.pid = pid
+        self.log = log
+        self.returncode: int | None = None
+
+    def send_signal(self, sig: signal.Signals) -> None:
+        os.kill(self.pid, sig)
+
+    async def wait(self) -> int:
+        if self.returncode is None:
+            self.returncode = int(await self._server._ask("wait", self.pid))  # type: ignore[call-overload]
+        return self.returncode
+
+    def tail(self) -> str:
+        return _tail(self.log)
 
 
 async def keep_adding(fake: FakeKuCoin, accounts: list[Credentials], rng: random.Random) -> None:
@@ -79,7 +132,9 @@ async def keep_adding(fake: FakeKuCoin, accounts: list[Credentials], rng: random
         await asyncio.sleep(0.01)
 
 
-async def wait_for(condition: object, *, what: str, limit: float = 60) -> None:
+async def wait_for(
+    condition: object, *, what: str, log: Path | None = None, limit: float = 60
+) -> None:
     """Wait until ``await condition()`` is true (``limit`` only guards against hangs)."""
     try:
         async with asyncio.timeout(limit):
@@ -87,7 +142,12 @@ async def wait_for(condition: object, *, what: str, limit: float = 60) -> None:
             while not await condition():  # type: ignore[operator]  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
     except TimeoutError:
-        raise AssertionError(f"gave up waiting: {what}") from None
+        tail = _tail(log) if log else ""
+        raise AssertionError(f"gave up waiting: {what}\n{tail}") from None
+
+
+def _tail(log: Path) -> str:
+    return log.read_text(errors="replace")[-3000:] if log.exists() else ""
 
 
 async def test_sigkill_at_random_moments_loses_and_repeats_nothing(
@@ -97,7 +157,8 @@ async def test_sigkill_at_random_moments_loses_and_repeats_nothing(
     log = tmp_path / "sync.log"
     async with open_store(db_url):
         pass  # the tables exist before the first worker looks at them
-    async with FakeKuCoin(rate_limit_quota=10**7) as fake:
+    async with contextlib.AsyncExitStack() as stack:
+        fake = await stack.enter_async_context(FakeKuCoin(rate_limit_quota=10**7))
         creds = fake.add_account()
         # A backlog that takes the first runs several batches.
         fake.seed_history(creds.api_key, "USDT", borrows=3000, repays=2000, interest=4000)
@@ -109,20 +170,20 @@ async def test_sigkill_at_random_moments_loses_and_repeats_nothing(
         adder = asyncio.ensure_future(keep_adding(fake, [creds], rng))
         moments = []
         written = []
+        server = await stack.enter_async_context(ForkServer.open(env))
         try:
             for kill in range(KILLS):
                 worker = f"crash-{kill}"
                 args = [*common, "--follow", "--interval", "0.05", "--worker", worker]
-                async with sync_process(args, env, log) as process:
+                async with server.sync(args, log) as process:
 
                     async def working(worker: str = worker) -> bool:
-                        assert process.returncode is None, log.read_text()[-3000:]
                         owners = await query(db_url, "SELECT owner FROM sync_leases")
                         return owners == [(worker,)]
 
                     # Once it holds the lease (its predecessor's expired): a random moment,
                     # or one just after a commit, when the next is likely under way.
-                    await wait_for(working, what=f"{worker} to lease the account")
+                    await wait_for(working, what=f"{worker} to lease the account", log=log)
                     if rng.random() < 0.5:
                         moment = rng.uniform(0.0, 1.5)
                         moments.append(f"{moment:.2f}s")
@@ -132,7 +193,7 @@ async def test_sigkill_at_random_moments_loses_and_repeats_nothing(
                         async def committed(before: int = before) -> bool:
                             return await rows(db_url) != before
 
-                        await wait_for(committed, what=f"{worker} to commit")
+                        await wait_for(committed, what=f"{worker} to commit", log=log)
                         moment = rng.uniform(0.0, 0.05)
                         moments.append(f"commit+{moment * 1000:.0f}ms")
                     await asyncio.sleep(moment)
@@ -144,8 +205,8 @@ async def test_sigkill_at_random_moments_loses_and_repeats_nothing(
         with contextlib.suppress(asyncio.CancelledError):
             await adder
         started = time.monotonic()
-        async with sync_process([*common, "--once"], env, log) as process:
-            assert await process.wait() == 0, log.read_text()[-3000:]
+        async with server.sync([*common, "--once"], log) as process:
+            assert await process.wait() == 0, process.tail()
         once_s = time.monotonic() - started
         async with MarginClient(creds, base_url=fake.url) as client:
             expected = await exchange_history(client, ["USDT"])
@@ -233,18 +294,17 @@ async def test_workers_share_accounts_and_take_over_a_killed_ones(
             return dict(await query(url, "SELECT account, owner FROM sync_leases"))  # type: ignore[arg-type]
 
         async with contextlib.AsyncExitStack() as stack:
+            server = await stack.enter_async_context(ForkServer.open(env))
             workers = {
-                name: await stack.enter_async_context(sync_process(args(name), env, log))
+                name: await stack.enter_async_context(server.sync(args(name), log))
                 for name in (f"w{n}" for n in range(1, WORKERS + 1))
             }
 
             async def shared() -> bool:
-                for process in workers.values():
-                    assert process.returncode is None, log.read_text()[-3000:]
                 held = await owners()
                 return len(held) == ACCOUNTS and set(held.values()) == set(workers)
 
-            await wait_for(shared, what="three workers sharing the 30 accounts")
+            await wait_for(shared, what="three workers sharing the 30 accounts", log=log)
             held = await owners()
             victim = max(workers, key=lambda w: sum(o == w for o in held.values()))
             orphans = sorted(a for a, o in held.items() if o == victim)
@@ -257,7 +317,7 @@ async def test_workers_share_accounts_and_take_over_a_killed_ones(
                 held = await owners()
                 return all(held[a] in survivors for a in orphans)
 
-            await wait_for(taken_over, what=f"the accounts of {victim} taken over")
+            await wait_for(taken_over, what=f"the accounts of {victim} taken over", log=log)
             adder.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await adder
@@ -272,11 +332,11 @@ async def test_workers_share_accounts_and_take_over_a_killed_ones(
                         return False
                 return True
 
-            await wait_for(complete, what="every account complete")
+            await wait_for(complete, what="every account complete", log=log)
             for process in survivors.values():
                 process.send_signal(signal.SIGTERM)
             for process in survivors.values():
-                assert await process.wait() == 0, log.read_text()[-3000:]
+                assert await process.wait() == 0, process.tail()
     for label in accounts:
         stored = await table_history(url, label)
         assert stored == expected[label], label
