@@ -130,9 +130,9 @@ def test_unreadable_files_are_refused_without_content(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("key", "version", "expected"),
     [
-        ("k", SECRET, "KUCOIN_API_KEY_VERSION: must be 2 or 3"),
-        (f"{SECRET} x", "3", "api_key: must be printable ASCII"),
-        ("k", "", "KUCOIN_API_KEY_VERSION: must be 2 or 3"),
+        ("k", SECRET, "KUCOIN_API_KEY_VERSION must be 2 or 3"),
+        (f"{SECRET} x", "3", "KUCOIN_API_KEY must be printable ASCII"),
+        ("k", "", "KUCOIN_API_KEY_VERSION must be 2 or 3"),
     ],
 )
 def test_environment_credentials_are_never_echoed(key: str, version: str, expected: str) -> None:

@@ -222,7 +222,7 @@ def test_invalid_key_version_in_the_environment_is_not_missing_credentials() -> 
     result = run("history", "interest", "--base-url", "http://127.0.0.1:9", env=env)
     assert result.returncode == EXIT_USAGE
     assert "no credentials" not in result.stderr
-    assert "must be 2 or 3, got 7 (check KUCOIN_API_KEY_VERSION)" in result.stderr
+    assert "environment: KUCOIN_API_KEY_VERSION must be 2 or 3, got 7\n" in result.stderr
 
 
 def test_base_url_refusal_names_its_source() -> None:

@@ -174,15 +174,16 @@ def _from_environment() -> Credentials:
     try:
         return Credentials.from_env()
     except ValidationError as exc:
-        if exc.argument in _ENV_NAMES.values() and not os.environ.get(exc.argument):
+        required = [_ENV_NAMES[field] for field in _REQUIRED]
+        if exc.argument in required and not os.environ.get(exc.argument):
             raise UsageError(
                 f"no credentials: {exc} (set KUCOIN_API_KEY, KUCOIN_API_SECRET and "
                 "KUCOIN_API_PASSPHRASE, pass --credentials FILE, or try --sandbox)"
             ) from None
-        # Present but refused: say which variable to fix (the SDK names the field).
+        # Present but refused: said with the variable to fix (the SDK names the field).
         variable = _ENV_NAMES.get(exc.argument, exc.argument)
-        hint = "" if variable == exc.argument else f" (check {variable})"
-        raise UsageError(f"credentials in the environment: {exc}{hint}") from None
+        reason = str(exc).removeprefix(f"{exc.argument}: ")
+        raise UsageError(f"credentials in the environment: {variable} {reason}") from None
 
 
 def credentials(args: argparse.Namespace, state: RunState) -> tuple[Credentials, str | None]:
