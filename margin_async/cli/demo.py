@@ -19,6 +19,7 @@ from margin_async import (
     ResponseEvent,
     __version__,
 )
+from margin_async.cli.exchange import wait_hooks
 from margin_async.cli.output import open_output, show_rows
 from margin_async.cli.parser import Commands, at_least
 from margin_async.cli.progress import Display
@@ -105,7 +106,9 @@ async def _run(args: argparse.Namespace, state: RunState) -> None:
                 f"account seeded with {borrows:,} borrows, {repays:,} repays and {interest:,} "
                 "interest records of USDT.\n\n"
             )
-            async with MarginClient(creds, base_url=fake.url, on_response=count) as client:
+            async with MarginClient(
+                creds, base_url=fake.url, on_response=count, **wait_hooks(display.waiting)
+            ) as client:
                 loan = await client.borrow("USDT", Decimal("1000"), "IOC")
                 fake.accrue_interest(creds.api_key, hours=24)
                 paid = await client.repay("USDT", Decimal("400"))

@@ -18,7 +18,7 @@ from margin_async.cli.parser import ENV_BASE_URL
 from margin_async.cli.sandbox import SANDBOX_BORROWS, sandbox_account
 from margin_async.cli.state import RunState
 
-__all__ = ["WaitHook", "open_client", "sdk_reports_waits"]
+__all__ = ["WaitHook", "open_client", "sdk_reports_waits", "wait_hooks"]
 
 #: Called when a request starts waiting (the SDK's ``on_wait``; see ``progress.Display``).
 WaitHook = Callable[[Any], None]
@@ -28,6 +28,11 @@ WaitHook = Callable[[Any], None]
 def sdk_reports_waits() -> bool:
     """Whether this SDK's ``MarginClient`` takes ``on_wait`` (it reports its waits)."""
     return "on_wait" in inspect.signature(MarginClient).parameters
+
+
+def wait_hooks(on_wait: WaitHook | None) -> dict[str, Any]:
+    """``MarginClient`` keyword arguments for ``on_wait``: none for an SDK without it."""
+    return {"on_wait": on_wait} if on_wait is not None and sdk_reports_waits() else {}
 
 
 @contextlib.asynccontextmanager
@@ -80,9 +85,6 @@ async def _client(
     source: str,
     on_wait: WaitHook | None,
 ) -> AsyncIterator[MarginClient]:
-    hooks: dict[str, Any] = {}
-    if on_wait is not None and sdk_reports_waits():
-        hooks["on_wait"] = on_wait
     try:
         client = MarginClient(
             creds,
@@ -90,7 +92,7 @@ async def _client(
             retry=RetryPolicy(attempts=args.attempts),
             timeout=args.timeout,
             label=label,
-            **hooks,
+            **wait_hooks(on_wait),
         )
     except ValidationError as exc:
         if exc.argument != "base_url":
