@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from sync_helpers import History, exchange_history, query, table_history
 from margin_async import AccountPool, Credentials, MarginClient, ResponseEvent
 from margin_async.sync import (
     AccountSpec,
+    Holder,
     LeaseLostError,
     Mirror,
     StoreError,
@@ -26,6 +27,7 @@ from margin_async.sync import (
     SyncConfigError,
     open_store,
 )
+from margin_async.sync._sqlite import SQLiteStore
 from margin_async.testing import FakeKuCoin
 
 RECORDS = 50_000
@@ -253,34 +255,57 @@ async def test_identical_interest_charges_survive_a_restart(db_url: str) -> None
     assert rows == [("ETH", 0), ("ETH", 1), ("ETH", 2), ("USDT", 0), ("USDT", 0), ("USDT", 0)]
 
 
+class _LateLanding(SQLiteStore):
+    """After the first look at the leases, the dead worker's last transactions land (a
+    lease renewal and a heartbeat it sent just before it died)."""
+
+    landed = False
+
+    async def holders(self, accounts: Sequence[str]) -> dict[str, Holder]:
+        seen = await super().holders(accounts)
+        if not self.landed:
+            self.landed = True
+            await self.renew("dead", ["a"], 600)
+            await self.heartbeat("dead", 600)
+        return seen
+
+
 async def test_once_waits_for_a_dead_workers_lease_and_skips_a_live_one(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'm.db'}"
+    path = tmp_path / "m.db"
+    url = f"sqlite:///{path}"
     async with fake_exchange() as fake:
         a, b = fake.add_account(), fake.add_account()
         for creds in (a, b):
             fake.seed_history(creds.api_key, "USDT", borrows=30)
         async with open_store(url) as store:
             await store.ensure_accounts(["a", "b"])
-            # "dead" took a's lease and died; "live" holds b and keeps renewing it.
+            # "dead" took a's lease and died; "live" holds b and keeps working.
+            await store.heartbeat("dead", 600)
             assert await store.acquire("dead", ["a"], 1, 600) == ["a"]
             assert await store.acquire("live", ["b"], 1, 600) == ["b"]
 
-            async def renew() -> None:
+            async def live() -> None:
                 while True:
+                    await store.heartbeat("live", 600)
                     await store.renew("live", ["b"], 600)
                     await asyncio.sleep(0.05)
 
-            renewer = asyncio.ensure_future(renew())
+            worker = asyncio.ensure_future(live())
             try:
                 spec = AccountSpec(currencies=["USDT"], kinds=["borrow"])
-                mirror = mirror_of(url, {"a": spec, "b": spec}, lease_ttl=0.6)
+                mirror = Mirror(_LateLanding(url, str(path)), {"a": spec, "b": spec}, lease_ttl=0.6)
                 async with mirror.store, AccountPool({"a": a, "b": b}, base_url=fake.url) as pool:
                     status = await mirror.run_once(pool)
             finally:
-                renewer.cancel()
+                worker.cancel()
+    # The dead worker's late renewal did not pass it for alive: its lease was waited out.
     assert status.done == ("a",)
     assert status.skipped == {"b": "live"}
     assert await query(url, "SELECT count(*) FROM borrow_orders") == [(30,)]
+    assert await query(url, "SELECT owner, takeovers FROM sync_leases ORDER BY account") == [
+        (None, 1),
+        ("live", 0),
+    ]
 
 
 async def test_settings_are_checked_before_anything_runs(tmp_path: Path) -> None:

@@ -164,7 +164,7 @@ async def test_sigkill_at_random_moments_loses_and_repeats_nothing(
         fake.seed_history(creds.api_key, "USDT", borrows=3000, repays=2000, interest=4000)
         env = clean_env(creds)
         common = ["--db", db_url, "--base-url", fake.url, "--currency", "USDT"]
-        common += ["--lease-ttl", "1", "--batch-size", "200", "--no-progress"]
+        common += ["--lease-ttl", "0.5", "--batch-size", "200", "--no-progress"]
         # The fake's quota, not VIP0's: polling every 50 ms would spend VIP0's in seconds.
         common += ["--quota", str(10**7)]
         adder = asyncio.ensure_future(keep_adding(fake, [creds], rng))
@@ -185,7 +185,7 @@ async def test_sigkill_at_random_moments_loses_and_repeats_nothing(
                     # or one just after a commit, when the next is likely under way.
                     await wait_for(working, what=f"{worker} to lease the account", log=log)
                     if rng.random() < 0.5:
-                        moment = rng.uniform(0.0, 1.5)
+                        moment = rng.uniform(0.0, 1.0)
                         moments.append(f"{moment:.2f}s")
                     else:
                         before = await rows(db_url)

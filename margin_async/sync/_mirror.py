@@ -600,8 +600,9 @@ class Mirror:
     async def run_once(self, clients: _Clients) -> SyncStatus:
         """Bring every account up to date, then return.
 
-        An account leased by another worker is waited for until its lease expires (a
-        dead worker's), or left to that worker if it renews it (``skipped``). Failures
+        An account leased by another worker is waited for until its lease expires or is
+        given back, or left to that worker (``skipped``) once it proves alive (a
+        ``follow`` worker sending heartbeats while this run waits). Failures
         are raised once every other account is done: the account's own error, or a
         :class:`~margin_async.PoolError` naming each failed account.
         """
@@ -610,7 +611,7 @@ class Mirror:
         store = self.store
         await store.ensure_accounts(labels)
         pending = list(labels)
-        first_seen: dict[str, int] = {}
+        first_beats: dict[str, int] = {}
         runs: dict[asyncio.Task[None], str] = {}
         errors: dict[str, Exception] = {}
         renewer = asyncio.ensure_future(self._renew_forever())
@@ -627,17 +628,7 @@ class Mirror:
                         )
                         runs[task] = label
                     if pending:
-                        holders = await store.holders(pending)
-                        for label in list(pending):
-                            holder = holders.get(label)
-                            if holder is None or not holder.live:
-                                continue
-                            seen = first_seen.setdefault(label, holder.expires_at)
-                            if holder.expires_at > seen:
-                                # Renewed while we waited: a live worker mirrors it.
-                                pending.remove(label)
-                                self._skipped[label] = str(holder.owner)
-                                _log.info("%s: left to worker %s", label, holder.owner)
+                        await self._leave_to_live_workers(pending, first_beats)
                 wait = self.ttl_ms / 6000 if pending else None
                 if runs:
                     finished, _ = await asyncio.wait(
@@ -674,6 +665,22 @@ class Mirror:
         if errors:
             raise _labels_error(errors)
         return self.status()
+
+    async def _leave_to_live_workers(self, pending: list[str], first_beats: dict[str, int]) -> None:
+        """Drop from ``pending`` the accounts whose lease holder proved alive while this
+        run waited: its heartbeat count rose twice since first seen. Heartbeats are sent
+        one at a time, so a worker that died before can land at most one more (a
+        transaction in flight when it died); a lease of a dead worker is waited for."""
+        holders = await self.store.holders(pending)
+        for label in list(pending):
+            holder = holders.get(label)
+            if holder is None or not holder.live or holder.beats is None:
+                continue
+            first = first_beats.setdefault(label, holder.beats)
+            if holder.beats >= first + 2:
+                pending.remove(label)
+                self._skipped[label] = str(holder.owner)
+                _log.info("%s: left to worker %s, which is mirroring it", label, holder.owner)
 
     async def follow(
         self, clients: _Clients, *, interval: float = 5.0, stop: asyncio.Event | None = None

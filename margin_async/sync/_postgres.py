@@ -69,7 +69,8 @@ _SCHEMA = [
     "expires_at bigint NOT NULL DEFAULT 0, acquired_at bigint, "
     "takeovers integer NOT NULL DEFAULT 0)",
     "CREATE TABLE IF NOT EXISTS sync_workers (worker text PRIMARY KEY, "
-    "expires_at bigint NOT NULL, started_at bigint NOT NULL)",
+    "expires_at bigint NOT NULL, started_at bigint NOT NULL, "
+    "beats bigint NOT NULL DEFAULT 1)",
 ]
 
 
@@ -238,7 +239,8 @@ class PostgresStore(Store):
             await conn.execute(
                 "INSERT INTO sync_workers (worker, expires_at, started_at) "
                 f"VALUES ($1, {_NOW} + $2, {_NOW}) "
-                "ON CONFLICT (worker) DO UPDATE SET expires_at = excluded.expires_at",
+                "ON CONFLICT (worker) DO UPDATE SET expires_at = excluded.expires_at, "
+                "beats = sync_workers.beats + 1",
                 worker,
                 ttl_ms,
             )
@@ -310,11 +312,17 @@ class PostgresStore(Store):
             return {}
         async with self._conn() as conn:
             rows = await conn.fetch(
-                f"SELECT account, owner, expires_at, {_NOW} FROM sync_leases "
-                "WHERE account = ANY($1::text[])",
+                f"SELECT l.account, l.owner, l.expires_at, {_NOW}, w.beats "
+                "FROM sync_leases AS l LEFT JOIN sync_workers AS w ON w.worker = l.owner "
+                "WHERE l.account = ANY($1::text[])",
                 list(accounts),
             )
         return {
-            str(row[0]): Holder(None if row[1] is None else str(row[1]), int(row[2]), int(row[3]))
+            str(row[0]): Holder(
+                None if row[1] is None else str(row[1]),
+                int(row[2]),
+                int(row[3]),
+                None if row[4] is None else int(row[4]),
+            )
             for row in rows
         }

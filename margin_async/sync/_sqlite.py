@@ -58,7 +58,8 @@ _SCHEMA = [
     "expires_at INTEGER NOT NULL DEFAULT 0, acquired_at INTEGER, "
     "takeovers INTEGER NOT NULL DEFAULT 0)",
     "CREATE TABLE IF NOT EXISTS sync_workers (worker TEXT PRIMARY KEY, "
-    "expires_at INTEGER NOT NULL, started_at INTEGER NOT NULL)",
+    "expires_at INTEGER NOT NULL, started_at INTEGER NOT NULL, "
+    "beats INTEGER NOT NULL DEFAULT 1)",
 ]
 
 
@@ -225,7 +226,8 @@ class SQLiteStore(Store):
             now = _now_ms()
             db.execute(
                 "INSERT INTO sync_workers (worker, expires_at, started_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (worker) DO UPDATE SET expires_at = excluded.expires_at",
+                "ON CONFLICT (worker) DO UPDATE SET expires_at = excluded.expires_at, "
+                "beats = sync_workers.beats + 1",
                 (worker, now + ttl_ms, now),
             )
             db.execute("DELETE FROM sync_workers WHERE expires_at < ?", (now - 86_400_000,))
@@ -310,10 +312,11 @@ class SQLiteStore(Store):
             now = _now_ms()
             marks = ", ".join("?" * len(accounts))
             return {
-                str(account): Holder(owner, int(expires), now)
-                for account, owner, expires in self._db.execute(
-                    "SELECT account, owner, expires_at FROM sync_leases "
-                    f"WHERE account IN ({marks})",
+                str(account): Holder(owner, int(expires), now, beats)
+                for account, owner, expires, beats in self._db.execute(
+                    "SELECT l.account, l.owner, l.expires_at, w.beats FROM sync_leases AS l "
+                    "LEFT JOIN sync_workers AS w ON w.worker = l.owner "
+                    f"WHERE l.account IN ({marks})",
                     tuple(accounts),
                 )
             }

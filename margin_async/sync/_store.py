@@ -29,11 +29,14 @@ SCHEMA_VERSION = 1
 @attrs.frozen
 class Holder:
     """Who holds an account's lease (``owner`` ``None``: nobody) and until when (epoch
-    ms on the database's clock); ``now`` is that clock when it was read."""
+    ms on the database's clock); ``now`` is that clock when it was read; ``beats`` how
+    many heartbeats the owner has sent (``None``: it never sent one, e.g. ``--once``).
+    """
 
     owner: str | None
     expires_at: int
     now: int
+    beats: int | None = None
 
     @property
     def live(self) -> bool:
@@ -94,7 +97,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def heartbeat(self, worker: str, ttl_ms: int) -> int:
-        """Say ``worker`` is alive for ``ttl_ms``; return how many workers are alive."""
+        """Say ``worker`` is alive for ``ttl_ms`` (counting its beats); return how many
+        workers are alive."""
 
     @abc.abstractmethod
     async def leave(self, worker: str) -> None:
