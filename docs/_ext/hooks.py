@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-import importlib
+import ast
 import logging
 import os
 import re
@@ -39,12 +39,25 @@ _rendered: set[str] = set()
 
 
 def public_names() -> list[str]:
-    """Every public name, as ``module.name``."""
+    """Every public name, as ``module.name``, read from each module's ``__all__`` in the
+    source (importing the plugin would need pytest, which the docs extra does not bring)."""
     names: list[str] = []
     for module in PUBLIC_MODULES:
-        exported: list[str] = importlib.import_module(module).__all__
-        names.extend(f"{module}.{name}" for name in exported)
+        path = _ROOT.joinpath(*module.split("."))
+        source = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+        names.extend(f"{module}.{name}" for name in _dunder_all(source))
     return names
+
+
+def _dunder_all(source: Path) -> list[str]:
+    for node in ast.parse(source.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets):
+                assert node.value is not None
+                exported: list[str] = ast.literal_eval(node.value)
+                return exported
+    raise ValueError(f"{source} has no literal __all__")
 
 
 def reference_identifiers(reference_dir: Path) -> set[str]:
