@@ -3,40 +3,47 @@
 >>> from margin_async import MarginClient, Credentials
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from margin_async._version import __version__
-from margin_async.auth import Credentials
-from margin_async.client import MarginClient
-from margin_async.convert import to_dict
-from margin_async.errors import (
-    ApiError,
-    AuthenticationError,
-    ClientClosedError,
-    MarginError,
-    OutcomeUnknownError,
-    PoolError,
-    ProtocolError,
-    RateLimitError,
-    TimestampError,
-    TransportError,
-    ValidationError,
-)
-from margin_async.events import ResponseEvent
-from margin_async.follow import FollowCursor, Follower
-from margin_async.models import (
-    BorrowOrder,
-    BorrowResult,
-    InterestRecord,
-    OrderStatus,
-    Page,
-    RepayOrder,
-    RepayResult,
-    TimeInForce,
-)
-from margin_async.pagination import Paginator
-from margin_async.pool import AccountError, AccountPool, AccountRecord
-from margin_async.retry import RetryPolicy
-from margin_async.session import DEFAULT_BASE_URL
-from margin_async.types import Amount, CurrencyArg, TimeArg
+
+if TYPE_CHECKING:
+    from margin_async.auth import Credentials
+    from margin_async.client import MarginClient
+    from margin_async.convert import to_dict
+    from margin_async.errors import (
+        ApiError,
+        AuthenticationError,
+        ClientClosedError,
+        MarginError,
+        OutcomeUnknownError,
+        PoolError,
+        ProtocolError,
+        RateLimitError,
+        TimestampError,
+        TransportError,
+        ValidationError,
+    )
+    from margin_async.events import ResponseEvent, WaitEvent
+    from margin_async.follow import FollowCursor, Follower
+    from margin_async.models import (
+        BorrowOrder,
+        BorrowResult,
+        InterestRecord,
+        OrderStatus,
+        Page,
+        RepayOrder,
+        RepayResult,
+        TimeInForce,
+    )
+    from margin_async.pagination import Paginator
+    from margin_async.pool import AccountError, AccountPool, AccountRecord
+    from margin_async.retry import RetryPolicy
+    from margin_async.session import DEFAULT_BASE_URL
+    from margin_async.types import Amount, CurrencyArg, TimeArg
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -72,6 +79,72 @@ __all__ = [
     "TimestampError",
     "TransportError",
     "ValidationError",
+    "WaitEvent",
     "__version__",
     "to_dict",
 ]
+
+# Where each public name lives. They are imported on first use (PEP 562), not here:
+# pytest loads margin_async.testing.pytest_plugin in every run of every environment where
+# margin-async is installed, and importing any submodule runs this file first, so it
+# must not import aiohttp. `from margin_async import MarginClient` works as before.
+_HOMES: dict[str, str] = {
+    "Credentials": "margin_async.auth",
+    "MarginClient": "margin_async.client",
+    "to_dict": "margin_async.convert",
+    **dict.fromkeys(
+        [
+            "ApiError",
+            "AuthenticationError",
+            "ClientClosedError",
+            "MarginError",
+            "OutcomeUnknownError",
+            "PoolError",
+            "ProtocolError",
+            "RateLimitError",
+            "TimestampError",
+            "TransportError",
+            "ValidationError",
+        ],
+        "margin_async.errors",
+    ),
+    "ResponseEvent": "margin_async.events",
+    "WaitEvent": "margin_async.events",
+    "FollowCursor": "margin_async.follow",
+    "Follower": "margin_async.follow",
+    **dict.fromkeys(
+        [
+            "BorrowOrder",
+            "BorrowResult",
+            "InterestRecord",
+            "OrderStatus",
+            "Page",
+            "RepayOrder",
+            "RepayResult",
+            "TimeInForce",
+        ],
+        "margin_async.models",
+    ),
+    "Paginator": "margin_async.pagination",
+    "AccountError": "margin_async.pool",
+    "AccountPool": "margin_async.pool",
+    "AccountRecord": "margin_async.pool",
+    "RetryPolicy": "margin_async.retry",
+    "DEFAULT_BASE_URL": "margin_async.session",
+    "Amount": "margin_async.types",
+    "CurrencyArg": "margin_async.types",
+    "TimeArg": "margin_async.types",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

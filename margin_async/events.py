@@ -1,4 +1,5 @@
-"""What the session reports about each attempt, for logs and metrics hooks."""
+"""What the session reports about each attempt and each wait, for logs, metrics and
+progress displays."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections.abc import Callable
 
 import attrs
 
-__all__ = ["ResponseEvent", "ResponseHook"]
+__all__ = ["ResponseEvent", "ResponseHook", "WaitEvent", "WaitHook"]
 
 
 @attrs.frozen
@@ -36,3 +37,21 @@ class ResponseEvent:
 
 #: A callable invoked synchronously after every attempt; it must not block.
 ResponseHook = Callable[[ResponseEvent], None]
+
+
+@attrs.frozen
+class WaitEvent:
+    """A request is about to wait before it is sent.
+
+    ``reason`` is ``"rate limit"`` (the account's weight budget is spent until the window
+    resets) or ``"retry backoff"`` (a pause before resending); ``seconds`` is how long;
+    ``label`` names the client (``MarginClient(label=...)``), as in :class:`ResponseEvent`.
+    """
+
+    reason: str
+    seconds: float
+    label: str | None = None
+
+
+#: Called (synchronously, on the event loop) when a request starts waiting.
+WaitHook = Callable[[WaitEvent], None]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from margin_async.errors import ValidationError
 
@@ -96,11 +96,17 @@ class RateBudget:
             return 0.0
         return max(0.0, self._reset_at - time.monotonic())
 
-    async def acquire(self, weight: int, deadline: float | None = None) -> None:
+    async def acquire(
+        self,
+        weight: int,
+        deadline: float | None = None,
+        on_wait: Callable[[float], None] | None = None,
+    ) -> None:
         """Charge ``weight``, first waiting for a window reset if the budget is short.
 
         ``deadline`` (a ``time.monotonic()`` value) bounds the wait: when the budget
         cannot cover ``weight`` before it, :class:`BudgetExhausted` is raised at once.
+        ``on_wait`` is told how many seconds it is about to wait for a reset.
         """
         if weight <= 0:
             return
@@ -119,6 +125,8 @@ class RateBudget:
                 wait = self._reset_at - now + _RESET_MARGIN
                 if deadline is not None and now + wait > deadline:
                     raise BudgetExhausted(wait)
+                if on_wait is not None:
+                    on_wait(wait)
                 await asyncio.sleep(wait)
             elif self._in_flight == 0:
                 # A weight above a whole window: send, and let the exchange decide.

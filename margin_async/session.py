@@ -40,7 +40,7 @@ from margin_async.errors import (
     TransportError,
     ValidationError,
 )
-from margin_async.events import ResponseEvent, ResponseHook
+from margin_async.events import ResponseEvent, ResponseHook, WaitEvent, WaitHook
 from margin_async.ratelimit import BudgetExhausted, RateBudget
 from margin_async.redact import Redactor
 from margin_async.request import Request, Safety
@@ -51,6 +51,7 @@ __all__ = ["DEFAULT_BASE_URL", "Exposure", "NotKuCoinError", "Session", "Timing"
 _log = logging.getLogger("margin_async")
 
 DEFAULT_BASE_URL = "https://api.kucoin.com"
+"""The exchange's API root: the default ``base_url`` of MarginClient and AccountPool."""
 # Characters left unencoded in query values: RFC 3986 unreserved, plus "," which is legal
 # in a query and which KuCoin signs as is (currency=BTC,ETH).
 _QUERY_SAFE = "-_.~,"
@@ -121,6 +122,7 @@ class Session:
         on_response: ResponseHook | None = None,
         label: str | None = None,
         limiter: asyncio.Semaphore | None = None,
+        on_wait: WaitHook | None = None,
     ) -> None:
         if not isinstance(credentials, Credentials):
             raise ValidationError("credentials", "must be a margin_async.Credentials")
@@ -136,6 +138,7 @@ class Session:
         self._budget = budget if budget is not None else RateBudget()
         self._clock_request = clock_request
         self._on_response = on_response
+        self._on_wait = on_wait
         self._label = label
         self._limiter: AbstractAsyncContextManager[Any] = (
             limiter if limiter is not None else _UNLIMITED
@@ -283,6 +286,10 @@ class Session:
                 self._budget.refused(error.retry_after)
                 if error.retry_after is not None:
                     delay = error.retry_after
+            if delay > 0:
+                self._waiting(
+                    "rate limit" if isinstance(error, RateLimitError) else "retry backoff", delay
+                )
             _log.info(
                 "%s %s failed (%s); resend %d of %d in %.2f s",
                 request.method,
@@ -293,6 +300,17 @@ class Session:
                 delay,
             )
             await asyncio.sleep(delay)
+
+    def _budget_wait(self, seconds: float) -> None:
+        self._waiting("rate limit", seconds)
+
+    def _waiting(self, reason: str, seconds: float) -> None:
+        if self._on_wait is None:
+            return
+        try:
+            self._on_wait(WaitEvent(reason, seconds, self._label))
+        except Exception:
+            _log.exception("on_wait hook raised; ignored")
 
     def _headers(self, request: Request) -> dict[str, str]:
         if not request.signed:
@@ -315,7 +333,9 @@ class Session:
         # The attempt's timeout covers its wait for the rate budget as well.
         deadline = None if total is None else time.monotonic() + total
         try:
-            await self._budget.acquire(request.weight, deadline)
+            await self._budget.acquire(
+                request.weight, deadline, None if self._on_wait is None else self._budget_wait
+            )
         except BudgetExhausted as exc:
             wait = "" if exc.wait is None else f" for {exc.wait:.1f} s more"
             outcome = Outcome(
