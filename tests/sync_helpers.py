@@ -134,33 +134,8 @@ def sqlite_path(url: str) -> str:
 
 async def table_history(url: str, account: str) -> History:
     """What the tables hold for ``account``."""
-    where = "WHERE account = "
-    if url.startswith("sqlite:"):
-
-        def read() -> History:
-            db = sqlite3.connect(sqlite_path(url))
-            try:
-                return _history(
-                    *(
-                        db.execute(f"SELECT {columns} FROM {table} {where}?", (account,)).fetchall()
-                        for columns, table in _TABLES
-                    )
-                )
-            finally:
-                db.close()
-
-        return await asyncio.to_thread(read)
-    import asyncpg
-
-    conn = await asyncpg.connect(url)
-    try:
-        return _history(
-            list(await conn.fetch(f"SELECT {_BORROW} FROM borrow_orders {where}$1", account)),
-            list(await conn.fetch(f"SELECT {_REPAY} FROM repay_orders {where}$1", account)),
-            list(await conn.fetch(f"SELECT {_INTEREST} FROM interest_records {where}$1", account)),
-        )
-    finally:
-        await conn.close()
+    async with Db(url) as db:
+        return await db.history(account)
 
 
 async def query(url: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
@@ -189,3 +164,46 @@ async def query(url: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
 def write_accounts_file(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path
+
+
+class Db:
+    """One open connection for many small queries (a test polling a database)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._sqlite: sqlite3.Connection | None = None
+        self._pg: Any = None
+
+    async def __aenter__(self) -> Db:
+        if self.url.startswith("sqlite:"):
+            self._sqlite = sqlite3.connect(
+                sqlite_path(self.url), check_same_thread=False, isolation_level=None
+            )
+        else:
+            import asyncpg
+
+            self._pg = await asyncpg.connect(self.url)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._sqlite is not None:
+            self._sqlite.close()
+        if self._pg is not None:
+            await self._pg.close()
+
+    async def history(self, account: str) -> History:
+        """What the tables hold for ``account``."""
+        mark = "?" if self._sqlite is not None else "$1"
+        return _history(
+            *[
+                await self.query(f"SELECT {columns} FROM {table} WHERE account = {mark}", account)
+                for columns, table in _TABLES
+            ]
+        )
+
+    async def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        """Rows of one query (``?`` placeholders for SQLite, ``$n`` for PostgreSQL)."""
+        if self._sqlite is not None:
+            db = self._sqlite
+            return await asyncio.to_thread(lambda: [tuple(r) for r in db.execute(sql, args)])
+        return [tuple(row) for row in await self._pg.fetch(sql, *args)]

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from pg_cluster import PgCluster, shared_cluster
-from sync_helpers import clean_env, exchange_history, query, table_history
+from sync_helpers import Db, clean_env, exchange_history, query, table_history
 
 from margin_async import Credentials, MarginClient
 from margin_async.sync import open_store
@@ -143,7 +143,27 @@ async def wait_for(
                 await asyncio.sleep(0.05)
     except TimeoutError:
         tail = _tail(log) if log else ""
-        raise AssertionError(f"gave up waiting: {what}\n{tail}") from None
+        raise AssertionError(f"gave up waiting: {what}\n{tail}\n{await _activity()}") from None
+
+
+_URLS: list[str] = []
+
+
+async def _activity() -> str:
+    """What the PostgreSQL server is doing (to explain a wait that never ended)."""
+    if not _URLS:
+        return ""
+    rows = await query(
+        _URLS[-1],
+        "SELECT pid, application_name, state, wait_event_type, wait_event, "
+        "now() - xact_start, left(query, 120) FROM pg_stat_activity WHERE datname IS NOT NULL",
+    )
+    locks = await query(
+        _URLS[-1],
+        "SELECT pid, locktype, relation::regclass::text, mode, granted FROM pg_locks "
+        "WHERE NOT granted OR locktype = 'transactionid'",
+    )
+    return "\n".join(map(str, rows + locks))
 
 
 def _tail(log: Path) -> str:
@@ -155,6 +175,8 @@ async def test_sigkill_at_random_moments_loses_and_repeats_nothing(
 ) -> None:
     rng = random.Random(SEED)
     log = tmp_path / "sync.log"
+    if db_url.startswith("postgresql"):
+        _URLS.append(db_url)
     async with open_store(db_url):
         pass  # the tables exist before the first worker looks at them
     async with contextlib.AsyncExitStack() as stack:
@@ -171,6 +193,7 @@ async def test_sigkill_at_random_moments_loses_and_repeats_nothing(
         moments = []
         written = []
         server = await stack.enter_async_context(ForkServer.open(env))
+        db = await stack.enter_async_context(Db(db_url))
         try:
             for kill in range(KILLS):
                 worker = f"crash-{kill}"
@@ -178,7 +201,7 @@ async def test_sigkill_at_random_moments_loses_and_repeats_nothing(
                 async with server.sync(args, log) as process:
 
                     async def working(worker: str = worker) -> bool:
-                        owners = await query(db_url, "SELECT owner FROM sync_leases")
+                        owners = await db.query("SELECT owner FROM sync_leases")
                         return owners == [(worker,)]
 
                     # Once it holds the lease (its predecessor's expired): a random moment,
@@ -188,10 +211,10 @@ async def test_sigkill_at_random_moments_loses_and_repeats_nothing(
                         moment = rng.uniform(0.0, 1.0)
                         moments.append(f"{moment:.2f}s")
                     else:
-                        before = await rows(db_url)
+                        before = await rows(db)
 
                         async def committed(before: int = before) -> bool:
-                            return await rows(db_url) != before
+                            return await rows(db) != before
 
                         await wait_for(committed, what=f"{worker} to commit", log=log)
                         moment = rng.uniform(0.0, 0.05)
@@ -199,7 +222,7 @@ async def test_sigkill_at_random_moments_loses_and_repeats_nothing(
                     await asyncio.sleep(moment)
                     process.send_signal(signal.SIGKILL)
                     assert await process.wait() == -signal.SIGKILL
-                written.append(await rows(db_url))
+                written.append(await rows(db))
         finally:
             adder.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -225,10 +248,9 @@ async def test_sigkill_at_random_moments_loses_and_repeats_nothing(
     assert await query(db_url, "SELECT owner FROM sync_leases") == [(None,)]
 
 
-async def rows(url: str) -> int:
+async def rows(db: Db) -> int:
     """Rows in the three tables."""
-    counts = await query(
-        url,
+    counts = await db.query(
         "SELECT (SELECT count(*) FROM borrow_orders) + (SELECT count(*) FROM repay_orders)"
         " + (SELECT count(*) FROM interest_records)",
     )
@@ -290,11 +312,13 @@ async def test_workers_share_accounts_and_take_over_a_killed_ones(
                 "--lease-ttl", "1.5", "--worker", worker, "--no-progress", "--quota", "10000000",
             ]  # fmt: skip
 
-        async def owners() -> dict[str, str | None]:
-            return dict(await query(url, "SELECT account, owner FROM sync_leases"))  # type: ignore[arg-type]
-
         async with contextlib.AsyncExitStack() as stack:
             server = await stack.enter_async_context(ForkServer.open(env))
+            db = await stack.enter_async_context(Db(url))
+
+            async def owners() -> dict[str, str | None]:
+                return dict(await db.query("SELECT account, owner FROM sync_leases"))  # type: ignore[arg-type]
+
             workers = {
                 name: await stack.enter_async_context(server.sync(args(name), log))
                 for name in (f"w{n}" for n in range(1, WORKERS + 1))
@@ -328,7 +352,7 @@ async def test_workers_share_accounts_and_take_over_a_killed_ones(
 
             async def complete() -> bool:
                 for label in accounts:
-                    if await table_history(url, label) != expected[label]:
+                    if await db.history(label) != expected[label]:
                         return False
                 return True
 
@@ -342,7 +366,9 @@ async def test_workers_share_accounts_and_take_over_a_killed_ones(
         assert stored == expected[label], label
         assert stored.sums() == expected[label].sums()
     # Stopped workers gave their leases back; the killed one's were taken over.
-    assert set((await owners()).values()) == {None}
+    assert {owner for _, owner in await query(url, "SELECT account, owner FROM sync_leases")} == {
+        None
+    }
     takeovers = dict(await query(url, "SELECT account, takeovers FROM sync_leases"))
     assert all(takeovers[a] >= 1 for a in orphans)
     # Every commit was made by the worker that held the account's lease at that moment.

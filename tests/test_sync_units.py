@@ -433,3 +433,32 @@ async def test_a_record_posted_during_a_poll_makes_it_read_again(tmp_path: Path)
     assert await table_history(url, "a") == expected
     # Page 1, the last pages until the shift showed, then the poll read again.
     assert reads > 6 + 1
+
+
+class _ExpiringStore(SQLiteStore):
+    """A SQLite store whose lease expires once, just before the second commit (as if
+    the worker had stalled longer than the lease)."""
+
+    commits = 0
+
+    async def commit(
+        self, worker: str, key: StreamKey, rows: Sequence[Row], cursor: str, since: int, ttl_ms: int
+    ) -> int:
+        self.commits += 1
+        if self.commits == 2:
+            await self.release(worker, [key.account])
+        return await super().commit(worker, key, rows, cursor, since, ttl_ms)
+
+
+async def test_once_leases_again_after_its_lease_expired(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    store = _ExpiringStore(f"sqlite:///{path}", str(path))
+    async with FakeKuCoin(rate_limit_quota=10**7) as fake:
+        creds = fake.add_account()
+        fake.seed_history(creds.api_key, "USDT", borrows=900, repays=700, interest=1100)
+        mirror = Mirror(store, {"a": USDT}, quota=10**7, batch_size=100)
+        async with store, AccountPool({"a": creds}, base_url=fake.url) as pool:
+            status = await mirror.run_once(pool)
+            expected = await exchange_history(pool["a"], ["USDT"])
+    assert status.done == ("a",) and status.skipped == {}
+    assert await table_history(f"sqlite:///{path}", "a") == expected

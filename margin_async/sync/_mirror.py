@@ -643,7 +643,15 @@ class Mirror:
                     self._held.discard(label)
                     error = None if task.cancelled() else task.exception()
                     if isinstance(error, LeaseLostError):
-                        self._skipped[label] = "another worker (lease lost)"
+                        # It expired (this run stalled longer than the lease): take it again
+                        # when free, or leave it to a live worker that took it over.
+                        _log.warning(
+                            "%s: the lease expired under this run (it stalled longer than the "
+                            "lease time to live); leasing it again",
+                            label,
+                        )
+                        pending.append(label)
+                        first_beats.pop(label, None)
                         continue
                     done.append(label)
                     if error is None:
