@@ -52,9 +52,10 @@ from margin_async.cli import (
 )
 from margin_async.cli.credentials import load_credentials_file
 from margin_async.cli.history import time_arg
-from margin_async.cli.output import CsvWriter, JsonLinesWriter, cell
+from margin_async.cli.output import CsvWriter, JsonLinesWriter
 from margin_async.cli.sink import Sink
 from margin_async.cli.table import TableWriter
+from margin_async.cli.values import cell
 from margin_async.request import Request
 
 _EXE = shutil.which("margin-async")

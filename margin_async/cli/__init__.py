@@ -21,6 +21,7 @@ flag the person typed). One job per module:
 - :mod:`~margin_async.cli.sandbox`: ``sandbox``, and the seeded account of ``--sandbox``
 - :mod:`~margin_async.cli.demo`: ``demo``
 - :mod:`~margin_async.cli.output`: JSON lines / CSV writers, ``--output``, ``--format``
+- :mod:`~margin_async.cli.values`: values as written: plain-notation amounts, UTC times
 - :mod:`~margin_async.cli.table`: tables, laid out by rich and streamed a page at a time
 - :mod:`~margin_async.cli.sink`: where output goes: a stream, or above the progress display
 - :mod:`~margin_async.cli.progress`: the progress display on stderr (what it waits for)

@@ -11,8 +11,6 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn
 from rich.text import Text
 
-from margin_async.cli.progress import Stream
-
 __all__ = ["progress_display"]
 
 
@@ -33,10 +31,10 @@ class _Status(ProgressColumn):
         if task.finished:
             elapsed = task.finished_time if task.finished_time is not None else task.elapsed
             return Text(f"done in {elapsed or 0.0:.1f} s", style="progress.elapsed")
-        stream = task.fields.get("stream")
-        if not isinstance(stream, Stream):
+        now = task.fields.get("status")  # the stream's Stream.status
+        if not callable(now):
             return Text("")
-        status = stream.status()
+        status = str(now())
         return Text(
             status, style="yellow" if status.startswith("waiting") else "progress.data.speed"
         )

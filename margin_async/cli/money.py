@@ -23,9 +23,10 @@ from margin_async import (
 )
 from margin_async.cli.errors import Arg, Declined, UsageError
 from margin_async.cli.exchange import open_client
-from margin_async.cli.output import choose_format, plain, write_rows
+from margin_async.cli.output import choose_format, write_rows
 from margin_async.cli.parser import Commands, add_format, add_margin_mode
 from margin_async.cli.state import PROG, Money, Movement, RunState
+from margin_async.cli.values import plain
 
 __all__ = ["register"]
 

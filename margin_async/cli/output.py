@@ -15,8 +15,6 @@ import csv
 import json
 import sys
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
@@ -24,6 +22,7 @@ from margin_async.cli.errors import UsageError
 from margin_async.cli.extra import NOTE, has_rich, needs_rich
 from margin_async.cli.sink import Sink, sink_for
 from margin_async.cli.state import RunState
+from margin_async.cli.values import text
 
 if TYPE_CHECKING:
     from margin_async.cli.progress import Display
@@ -35,11 +34,9 @@ __all__ = [
     "Format",
     "JsonLinesWriter",
     "RecordWriter",
-    "cell",
     "choose_format",
     "make_writer",
     "open_output",
-    "plain",
     "render_table",
     "show_rows",
     "write_rows",
@@ -50,41 +47,6 @@ Format = Literal["table", "jsonl", "csv"]
 FORMATS: Final[tuple[Format, ...]] = ("table", "jsonl", "csv")
 #: The ``--output`` extensions that name a format (any other needs ``--format``).
 EXTENSIONS: Final[dict[str, Format]] = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
-# Fields whose values are epoch milliseconds; the table shows them as UTC times.
-_TIME_FIELDS = frozenset({"created_time", "timestamp"})
-# Beyond this exponent a number is shown as typed: 1e999999999 has a billion digits.
-_MAX_PLAIN_EXPONENT = 100
-
-
-def plain(text: str) -> str:
-    """A number typed by a person, in plain notation (``1e5`` -> ``100000``); anything
-    that is not a number of sensible size is returned as it is."""
-    try:
-        value = Decimal(text.strip())
-    except InvalidOperation:
-        return text
-    if not value.is_finite() or abs(value.adjusted()) > _MAX_PLAIN_EXPONENT:
-        return text
-    return format(value, "f")
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def cell(field: str, value: Any) -> str:
-    """A field's value as a table shows it to people: times as UTC."""
-    if field in _TIME_FIELDS and isinstance(value, int) and not isinstance(value, bool):
-        try:
-            moment = datetime.fromtimestamp(value // 1000, tz=UTC)
-        except (OverflowError, OSError, ValueError):
-            return str(value)  # past what a calendar can show (year 9999): the raw ms
-        return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{value % 1000:03d}Z"
-    return _text(value)
 
 
 class RecordWriter(Protocol):
@@ -133,7 +95,7 @@ class CsvWriter:
         if self._writer is None:
             self._writer = csv.DictWriter(self._sink, fieldnames=list(row), lineterminator="\n")
             self._writer.writeheader()
-        self._writer.writerow({key: _text(value) for key, value in row.items()})
+        self._writer.writerow({key: text(value) for key, value in row.items()})
         self._sink.records += 1
 
     def flush(self) -> None:

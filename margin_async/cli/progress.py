@@ -181,7 +181,7 @@ class Display:
         task = None if progress is None else progress.add_task(label, total=None)
         line = Stream(self, task)
         if progress is not None and task is not None:
-            progress.update(task, stream=line)
+            progress.update(task, status=line.status)
         try:
             yield line
         except BaseException:

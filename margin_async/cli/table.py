@@ -15,8 +15,8 @@ from typing import Any
 from rich.cells import cell_len
 from rich.table import Column, Table
 
-from margin_async.cli.output import cell
 from margin_async.cli.sink import Sink
+from margin_async.cli.values import cell
 
 __all__ = ["TableWriter"]
 
