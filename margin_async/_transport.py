@@ -21,6 +21,7 @@ from :class:`HttpRequest` to :class:`HttpResponse`, no sockets.
 from __future__ import annotations
 
 import inspect
+import os
 import time
 import zlib
 from collections.abc import Awaitable, Callable, Mapping
@@ -289,7 +290,7 @@ class AiohttpTransport:
                 )
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             exposure.sent = False
-            raise SendError(f"cannot connect to {where}: {exc}", Failure.NOT_SENT) from exc
+            raise SendError(f"cannot connect to {where}: {_why(exc)}", Failure.NOT_SENT) from exc
         except (TimeoutError, aiohttp.ClientError) as exc:
             if progress.started and not progress.headers_sent:
                 # The trace saw the request begin but no byte of it leave.
@@ -308,6 +309,19 @@ class AiohttpTransport:
             if progress.started and not progress.headers_sent:
                 exposure.sent = False  # cancelled before any byte left
             raise
+
+
+def _why(exc: Exception) -> str:
+    """Why a connection failed, in the operating system's words (aiohttp's own text
+    mentions ``ssl:default`` even for plain http)."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return f"the server's TLS certificate was refused: {exc.certificate_error}"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        os_error = exc.os_error
+        if os_error.errno:
+            return os.strerror(os_error.errno).lower()
+        return os_error.strerror or str(os_error) or type(os_error).__name__
+    return "the connection was not established within the timeout"
 
 
 async def _read(response: aiohttp.ClientResponse) -> bytes:

@@ -36,6 +36,11 @@ def _spellings(secret: str) -> set[str]:
     return {form for form in forms if form}
 
 
+# A secret shorter than this is not looked for: it would match ordinary text ("s" in
+# every word) and garble every message, while hiding nothing a reader could use.
+_MIN_SECRET = 4
+
+
 class Redactor:
     """Replaces every spelling of the given secrets with :data:`REDACTED`."""
 
@@ -44,8 +49,8 @@ class Redactor:
     def __init__(self, secrets: Iterable[str]) -> None:
         forms: set[str] = set()
         for secret in secrets:
-            if secret:
-                forms |= _spellings(secret)
+            if len(secret) >= _MIN_SECRET:
+                forms |= {form for form in _spellings(secret) if len(form) >= _MIN_SECRET}
         # Longest first: an escaped form can contain the raw one.
         self._forms = tuple(sorted(forms, key=len, reverse=True))
 

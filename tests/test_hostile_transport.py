@@ -271,3 +271,12 @@ async def test_a_large_error_page_is_cut_to_a_short_excerpt(
         with pytest.raises(MarginError) as caught:
             await c.get_interest_history()
     assert len(str(caught.value)) < 400
+
+
+def test_a_short_secret_does_not_garble_messages() -> None:
+    from margin_async.redact import REDACTED, Redactor
+
+    redact = Redactor(["s", "pass", "longer-secret"])
+    assert redact("margin-async sees pass and longer-secret") == (
+        f"margin-async sees {REDACTED} and {REDACTED}"
+    )
