@@ -1,12 +1,18 @@
-"""``MarginClient``: one method per margin operation of one KuCoin account."""
+"""``MarginClient``: one method per margin operation of one KuCoin account.
+
+The methods are thin: each operation is declared once in :mod:`margin_async.endpoints`
+(path, weight, safety, parameters with their checks and wire names, reply model), and
+:meth:`MarginClient._call` is the one place a reply becomes its model (openai-python's
+``cast_to``). Borrow and repay go through :mod:`margin_async.reconcile`; history walks
+through :mod:`margin_async.history`.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import logging
-from decimal import Decimal
-from types import TracebackType
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from collections.abc import Mapping
+from types import NoneType, TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack, cast
 
 from margin_async._transport import AiohttpTransport, Timeout, Transport
 from margin_async.auth import Credentials
@@ -14,18 +20,16 @@ from margin_async.convert import structure
 from margin_async.endpoints import borrow as _borrow
 from margin_async.endpoints import interest as _interest
 from margin_async.endpoints import repay as _repay
-from margin_async.endpoints._params import (
-    Amount,
-    CurrencyArg,
-    HistoryFilter,
-    HistorySpec,
-    TimeArg,
-    page_number,
+from margin_async.endpoints._kwargs import (
+    MarginMode,
+    MoneyOptions,
+    OrderPageQuery,
+    OrderWalkQuery,
+    PageQuery,
+    WalkQuery,
 )
-from margin_async.endpoints._params import (
-    page_size as _page_size,
-)
-from margin_async.endpoints.leverage import leverage_request
+from margin_async.endpoints._params import Endpoint, HistorySpec, page_size
+from margin_async.endpoints.leverage import LEVERAGE
 from margin_async.endpoints.server_time import server_time_request
 from margin_async.errors import ValidationError
 from margin_async.events import ResponseHook
@@ -43,37 +47,15 @@ from margin_async.pagination import Paginator
 from margin_async.reconcile import KnownOrders, Reconciler
 from margin_async.retry import RetryPolicy
 from margin_async.session import DEFAULT_BASE_URL, Session
+from margin_async.types import Amount, CurrencyArg
 
 if TYPE_CHECKING:
     import aiohttp
 
 __all__ = ["DEFAULT_PAGE_SIZE", "DEFAULT_PREFETCH", "MarginClient"]
 
+M = TypeVar("M")
 T = TypeVar("T")
-
-_log = logging.getLogger("margin_async")
-
-
-class _Order(Protocol):
-    """What reconciliation reads of a borrow or repay order."""
-
-    @property
-    def order_no(self) -> str: ...
-    @property
-    def currency(self) -> str | None: ...
-    @property
-    def symbol(self) -> str: ...
-    @property
-    def size(self) -> Decimal: ...
-
-
-class _Result(Protocol):
-    @property
-    def order_no(self) -> str: ...
-
-
-OrderT = TypeVar("OrderT", bound=_Order)
-ResultT = TypeVar("ResultT", bound=_Result)
 
 #: Records per page when streaming a history: the API's maximum.
 DEFAULT_PAGE_SIZE = 500
@@ -81,11 +63,13 @@ DEFAULT_PAGE_SIZE = 500
 #: walk of 100 pages at prefetch p is at most ~p times faster than a sequential one;
 #: 8 leaves headroom over the 4x target while the rate-limit budget keeps it in quota.
 DEFAULT_PREFETCH = 8
-# How long an identical movement with an unknown outcome makes a match ambiguous, ms: its
-# order, if it was applied, bears a time near its own sending.
-_UNKNOWN_SHADOW_MS = 60_000
-# Records per reconciliation read; one writer cannot place more within seconds.
-_RECONCILE_PAGE = 100
+
+
+def _cast(data: Any, model: type[M]) -> M:
+    """A reply's ``data`` as ``model``; ``NoneType``: the reply carries nothing of use."""
+    if model is NoneType:
+        return cast(M, None)
+    return structure(data, model)
 
 
 class MarginClient:
@@ -138,14 +122,14 @@ class MarginClient:
             self._session,
             known,
             _borrow.HISTORY,
-            parse=lambda data: structure(data, BorrowResult),
+            parse=lambda data: _cast(data, _borrow.BORROW.model),
             from_order=lambda o: BorrowResult(o.order_no, o.actual_size),
         )
         self._repays = Reconciler(
             self._session,
             known,
             _repay.HISTORY,
-            parse=lambda data: structure(data, RepayResult),
+            parse=lambda data: _cast(data, _repay.REPAY.model),
             from_order=lambda o: RepayResult(o.order_no, o.principal + o.interest, o.created_time),
         )
 
@@ -197,6 +181,22 @@ class MarginClient:
         """
         return await self._session.sync_clock()
 
+    # -- the one call site ------------------------------------------------------------
+
+    async def _call(self, endpoint: Endpoint[M], /, **arguments: object) -> M:
+        """Validate ``arguments``, send, and structure the reply as ``endpoint.model``."""
+        return _cast(await self._session.request(endpoint.build(arguments)), endpoint.model)
+
+    def _walk(
+        self, spec: HistorySpec[T], currency: CurrencyArg | None, query: Mapping[str, Any]
+    ) -> Paginator[T]:
+        """A walk of ``spec``: filters validated now, ``page_size`` per page, ``prefetch``."""
+        filters = dict(query)
+        size = filters.pop("page_size", DEFAULT_PAGE_SIZE)
+        prefetch = filters.pop("prefetch", DEFAULT_PREFETCH)
+        checked = spec.filters(currency, **filters)
+        return history_walk(self._session, spec, checked, page_size(size), prefetch)
+
     # -- moving money ---------------------------------------------------------------
 
     async def borrow(
@@ -204,194 +204,69 @@ class MarginClient:
         currency: str,
         size: Amount,
         time_in_force: TimeInForce | str = TimeInForce.IOC,
-        *,
-        symbol: str | None = None,
-        is_isolated: bool = False,
-        is_hf: bool = False,
+        **options: Unpack[MoneyOptions],
     ) -> BorrowResult:
         """Borrow ``size`` (Decimal, str or int; floats are refused) of ``currency``.
 
         ``time_in_force`` IOC takes what is available, FOK all or nothing. Isolated
-        margin needs ``is_isolated=True`` and ``symbol`` (``"BTC-USDT"``). Never sent
-        twice: if the answer is lost, the account's history is checked, and
-        :class:`OutcomeUnknownError` is raised when that cannot tell.
+        margin needs ``is_isolated=True`` and ``symbol`` (``"BTC-USDT"``); ``is_hf=True``
+        borrows high-frequency. Never sent twice: if the answer is lost, the account's
+        history is checked, and :class:`OutcomeUnknownError` is raised when that cannot
+        tell.
         """
-        movement = _borrow.borrow_request(
-            currency, size, time_in_force, symbol=symbol, is_isolated=is_isolated, is_hf=is_hf
-        )
-        return await self._borrows.move(movement)
+        arguments = {"currency": currency, "size": size, "time_in_force": time_in_force}
+        return await self._borrows.move(_borrow.BORROW.movement({**arguments, **options}))
 
     async def repay(
-        self,
-        currency: str,
-        size: Amount,
-        *,
-        symbol: str | None = None,
-        is_isolated: bool = False,
-        is_hf: bool = False,
+        self, currency: str, size: Amount, **options: Unpack[MoneyOptions]
     ) -> RepayResult:
         """Repay up to ``size`` of ``currency`` (accrued interest first, then principal).
 
-        Same safety as :meth:`borrow`: never sent twice.
+        Takes the options of :meth:`borrow`, with the same safety: never sent twice.
         """
-        movement = _repay.repay_request(
-            currency, size, symbol=symbol, is_isolated=is_isolated, is_hf=is_hf
-        )
-        return await self._repays.move(movement)
+        arguments = {"currency": currency, "size": size}
+        return await self._repays.move(_repay.REPAY.movement({**arguments, **options}))
 
-    async def modify_leverage(
-        self, leverage: Amount, *, symbol: str | None = None, is_isolated: bool = False
-    ) -> None:
+    async def modify_leverage(self, leverage: Amount, **mode: Unpack[MarginMode]) -> None:
         """Set the account's leverage multiplier (> 1, at most two decimals, e.g. ``"3.5"``)."""
-        await self._session.request(
-            leverage_request(leverage, symbol=symbol, is_isolated=is_isolated)
-        )
+        await self._call(LEVERAGE, leverage=leverage, **mode)
 
     # -- history: one page ------------------------------------------------------------
 
     async def get_borrow_history(
-        self,
-        currency: CurrencyArg,
-        *,
-        is_isolated: bool = False,
-        symbol: str | None = None,
-        order_no: str | None = None,
-        start_time: TimeArg | None = None,
-        end_time: TimeArg | None = None,
-        current_page: int = 1,
-        page_size: int = 50,
+        self, currency: CurrencyArg, **query: Unpack[OrderPageQuery]
     ) -> Page[BorrowOrder]:
-        """One page of borrow orders, newest first (``page_size`` 10..500)."""
-        filters = _borrow.HISTORY.filters(
-            currency,
-            is_isolated=is_isolated,
-            symbol=symbol,
-            order_no=order_no,
-            start_time=start_time,
-            end_time=end_time,
-        )
-        return await self._page(_borrow.HISTORY, filters, current_page, page_size)
+        """One page of borrow orders, newest first (``page_size`` 10..500, default 50)."""
+        return await self._call(_borrow.HISTORY, currency=currency, **query)
 
     async def get_repay_history(
-        self,
-        currency: CurrencyArg,
-        *,
-        is_isolated: bool = False,
-        symbol: str | None = None,
-        order_no: str | None = None,
-        start_time: TimeArg | None = None,
-        end_time: TimeArg | None = None,
-        current_page: int = 1,
-        page_size: int = 50,
+        self, currency: CurrencyArg, **query: Unpack[OrderPageQuery]
     ) -> Page[RepayOrder]:
-        """One page of repay orders, newest first (``page_size`` 10..500)."""
-        filters = _repay.HISTORY.filters(
-            currency,
-            is_isolated=is_isolated,
-            symbol=symbol,
-            order_no=order_no,
-            start_time=start_time,
-            end_time=end_time,
-        )
-        return await self._page(_repay.HISTORY, filters, current_page, page_size)
+        """One page of repay orders, newest first (``page_size`` 10..500, default 50)."""
+        return await self._call(_repay.HISTORY, currency=currency, **query)
 
     async def get_interest_history(
-        self,
-        currency: CurrencyArg | None = None,
-        *,
-        is_isolated: bool = False,
-        symbol: str | None = None,
-        start_time: TimeArg | None = None,
-        end_time: TimeArg | None = None,
-        current_page: int = 1,
-        page_size: int = 50,
+        self, currency: CurrencyArg | None = None, **query: Unpack[PageQuery]
     ) -> Page[InterestRecord]:
-        """One page of interest records, newest first (``page_size`` 10..500)."""
-        filters = _interest.HISTORY.filters(
-            currency,
-            is_isolated=is_isolated,
-            symbol=symbol,
-            start_time=start_time,
-            end_time=end_time,
-        )
-        return await self._page(_interest.HISTORY, filters, current_page, page_size)
-
-    async def _page(
-        self, spec: HistorySpec[T], filters: HistoryFilter, current: int, size: int
-    ) -> Page[T]:
-        request = spec.request(filters, page_number(current), _page_size(size))
-        return structure(await self._session.request(request), spec.page_type)
+        """One page of interest records, newest first (``page_size`` 10..500, default 50)."""
+        return await self._call(_interest.HISTORY, currency=currency, **query)
 
     # -- history: streams -------------------------------------------------------------
 
     def borrow_history(
-        self,
-        currency: CurrencyArg,
-        *,
-        is_isolated: bool = False,
-        symbol: str | None = None,
-        order_no: str | None = None,
-        start_time: TimeArg | None = None,
-        end_time: TimeArg | None = None,
-        page_size: int = DEFAULT_PAGE_SIZE,
-        prefetch: int = DEFAULT_PREFETCH,
+        self, currency: CurrencyArg, **query: Unpack[OrderWalkQuery]
     ) -> Paginator[BorrowOrder]:
         """Every borrow order matching the filters, newest first, across all pages."""
-        filters = _borrow.HISTORY.filters(
-            currency,
-            is_isolated=is_isolated,
-            symbol=symbol,
-            order_no=order_no,
-            start_time=start_time,
-            end_time=end_time,
-        )
-        return self._stream(_borrow.HISTORY, filters, page_size, prefetch)
+        return self._walk(_borrow.HISTORY, currency, query)
 
     def repay_history(
-        self,
-        currency: CurrencyArg,
-        *,
-        is_isolated: bool = False,
-        symbol: str | None = None,
-        order_no: str | None = None,
-        start_time: TimeArg | None = None,
-        end_time: TimeArg | None = None,
-        page_size: int = DEFAULT_PAGE_SIZE,
-        prefetch: int = DEFAULT_PREFETCH,
+        self, currency: CurrencyArg, **query: Unpack[OrderWalkQuery]
     ) -> Paginator[RepayOrder]:
         """Every repay order matching the filters, newest first, across all pages."""
-        filters = _repay.HISTORY.filters(
-            currency,
-            is_isolated=is_isolated,
-            symbol=symbol,
-            order_no=order_no,
-            start_time=start_time,
-            end_time=end_time,
-        )
-        return self._stream(_repay.HISTORY, filters, page_size, prefetch)
+        return self._walk(_repay.HISTORY, currency, query)
 
     def interest_history(
-        self,
-        currency: CurrencyArg | None = None,
-        *,
-        is_isolated: bool = False,
-        symbol: str | None = None,
-        start_time: TimeArg | None = None,
-        end_time: TimeArg | None = None,
-        page_size: int = DEFAULT_PAGE_SIZE,
-        prefetch: int = DEFAULT_PREFETCH,
+        self, currency: CurrencyArg | None = None, **query: Unpack[WalkQuery]
     ) -> Paginator[InterestRecord]:
         """Every interest record matching the filters, newest first, across all pages."""
-        filters = _interest.HISTORY.filters(
-            currency,
-            is_isolated=is_isolated,
-            symbol=symbol,
-            start_time=start_time,
-            end_time=end_time,
-        )
-        return self._stream(_interest.HISTORY, filters, page_size, prefetch)
-
-    def _stream(
-        self, spec: HistorySpec[T], filters: HistoryFilter, size: int, prefetch: int
-    ) -> Paginator[T]:
-        return history_walk(self._session, spec, filters, _page_size(size), prefetch)
+        return self._walk(_interest.HISTORY, currency, query)

@@ -3,7 +3,8 @@
 Each account gets its own :class:`~margin_async.MarginClient` (its own credentials,
 clock offset and rate-limit budget, since KuCoin limits each account separately), and
 every client shares one transport (one aiohttp connection pool) that caps the open
-connections. History of all accounts can be read as one merged stream.
+connections. History of all accounts can be read as one merged stream
+(:meth:`AccountPool.merge`).
 """
 
 from __future__ import annotations
@@ -11,20 +12,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping
 from types import TracebackType
-from typing import Generic, Literal, TypeVar, overload
+from typing import Generic, Literal, TypeAlias, TypeVar, Unpack, overload
 
 import attrs
 
 from margin_async._transport import AiohttpTransport, Timeout
 from margin_async.auth import Credentials
 from margin_async.client import MarginClient
-from margin_async.endpoints._params import CurrencyArg, TimeArg
+from margin_async.endpoints._kwargs import HistoryFilters
 from margin_async.errors import ClientClosedError, PoolError, ValidationError
 from margin_async.events import ResponseHook
 from margin_async.models import BorrowOrder, InterestRecord, RepayOrder
 from margin_async.pagination import Paginator
 from margin_async.retry import RetryPolicy
 from margin_async.session import DEFAULT_BASE_URL
+from margin_async.types import CurrencyArg
 
 __all__ = ["AccountError", "AccountPool", "AccountRecord", "PoolError"]
 
@@ -61,6 +63,11 @@ class AccountError:
     error: Exception
 
 
+#: A merged stream (``errors="raise"``), and one that yields failures (``errors="yield"``).
+Records: TypeAlias = AsyncGenerator[AccountRecord[T], None]
+RecordsOrErrors: TypeAlias = AsyncGenerator[AccountRecord[T] | AccountError, None]
+
+
 class _Done:
     """Marks the end of one account's walk in the merge queue."""
 
@@ -92,6 +99,11 @@ class AccountPool:
         async with AccountPool({"alice": a, "bob": b}) as pool:
             async for item in pool.interest_history():
                 print(item.account, item.record.interest_amount)
+            async for item in pool.merge(lambda c: c.borrow_history("USDT", prefetch=2)):
+                print(item.account, item.record.size)
+
+    :meth:`merge` merges any walk of every account; ``borrow_history``,
+    ``repay_history`` and ``interest_history`` are its shorthands.
     """
 
     def __init__(
@@ -251,157 +263,43 @@ class AccountPool:
     # -- merged history streams -------------------------------------------------------
 
     @overload
-    def borrow_history(
+    def merge(
         self,
-        currency: CurrencyArg,
+        walk: Callable[[MarginClient], Paginator[T]],
         *,
-        is_isolated: bool = ...,
-        symbol: str | None = ...,
-        start_time: TimeArg | None = ...,
-        end_time: TimeArg | None = ...,
         errors: Literal["raise"] = ...,
         concurrency: int = ...,
-    ) -> AsyncGenerator[AccountRecord[BorrowOrder], None]: ...
+    ) -> Records[T]: ...
 
     @overload
-    def borrow_history(
+    def merge(
         self,
-        currency: CurrencyArg,
+        walk: Callable[[MarginClient], Paginator[T]],
         *,
-        is_isolated: bool = ...,
-        symbol: str | None = ...,
-        start_time: TimeArg | None = ...,
-        end_time: TimeArg | None = ...,
         errors: Literal["yield"],
         concurrency: int = ...,
-    ) -> AsyncGenerator[AccountRecord[BorrowOrder] | AccountError, None]: ...
+    ) -> RecordsOrErrors[T]: ...
 
-    def borrow_history(
+    def merge(
         self,
-        currency: CurrencyArg,
+        walk: Callable[[MarginClient], Paginator[T]],
         *,
-        is_isolated: bool = False,
-        symbol: str | None = None,
-        start_time: TimeArg | None = None,
-        end_time: TimeArg | None = None,
         errors: ErrorMode = "raise",
         concurrency: int = DEFAULT_CONCURRENCY,
-    ) -> AsyncGenerator[AccountRecord[BorrowOrder] | AccountError, None]:
-        """Every account's borrow orders as one stream of :class:`AccountRecord`.
+    ) -> RecordsOrErrors[T]:
+        """Every account's walk ``walk(client)`` as one stream of :class:`AccountRecord`.
 
-        See :meth:`interest_history` for ordering, concurrency and ``errors``.
-        """
-        return self._merged(
-            lambda client: client.borrow_history(
-                currency,
-                is_isolated=is_isolated,
-                symbol=symbol,
-                start_time=start_time,
-                end_time=end_time,
-                prefetch=_POOL_PREFETCH,
-            ),
-            errors,
-            concurrency,
-        )
-
-    @overload
-    def repay_history(
-        self,
-        currency: CurrencyArg,
-        *,
-        is_isolated: bool = ...,
-        symbol: str | None = ...,
-        start_time: TimeArg | None = ...,
-        end_time: TimeArg | None = ...,
-        errors: Literal["raise"] = ...,
-        concurrency: int = ...,
-    ) -> AsyncGenerator[AccountRecord[RepayOrder], None]: ...
-
-    @overload
-    def repay_history(
-        self,
-        currency: CurrencyArg,
-        *,
-        is_isolated: bool = ...,
-        symbol: str | None = ...,
-        start_time: TimeArg | None = ...,
-        end_time: TimeArg | None = ...,
-        errors: Literal["yield"],
-        concurrency: int = ...,
-    ) -> AsyncGenerator[AccountRecord[RepayOrder] | AccountError, None]: ...
-
-    def repay_history(
-        self,
-        currency: CurrencyArg,
-        *,
-        is_isolated: bool = False,
-        symbol: str | None = None,
-        start_time: TimeArg | None = None,
-        end_time: TimeArg | None = None,
-        errors: ErrorMode = "raise",
-        concurrency: int = DEFAULT_CONCURRENCY,
-    ) -> AsyncGenerator[AccountRecord[RepayOrder] | AccountError, None]:
-        """Every account's repay orders as one stream of :class:`AccountRecord`.
-
-        See :meth:`interest_history` for ordering, concurrency and ``errors``.
-        """
-        return self._merged(
-            lambda client: client.repay_history(
-                currency,
-                is_isolated=is_isolated,
-                symbol=symbol,
-                start_time=start_time,
-                end_time=end_time,
-                prefetch=_POOL_PREFETCH,
-            ),
-            errors,
-            concurrency,
-        )
-
-    @overload
-    def interest_history(
-        self,
-        currency: CurrencyArg | None = ...,
-        *,
-        is_isolated: bool = ...,
-        symbol: str | None = ...,
-        start_time: TimeArg | None = ...,
-        end_time: TimeArg | None = ...,
-        errors: Literal["raise"] = ...,
-        concurrency: int = ...,
-    ) -> AsyncGenerator[AccountRecord[InterestRecord], None]: ...
-
-    @overload
-    def interest_history(
-        self,
-        currency: CurrencyArg | None = ...,
-        *,
-        is_isolated: bool = ...,
-        symbol: str | None = ...,
-        start_time: TimeArg | None = ...,
-        end_time: TimeArg | None = ...,
-        errors: Literal["yield"],
-        concurrency: int = ...,
-    ) -> AsyncGenerator[AccountRecord[InterestRecord] | AccountError, None]: ...
-
-    def interest_history(
-        self,
-        currency: CurrencyArg | None = None,
-        *,
-        is_isolated: bool = False,
-        symbol: str | None = None,
-        start_time: TimeArg | None = None,
-        end_time: TimeArg | None = None,
-        errors: ErrorMode = "raise",
-        concurrency: int = DEFAULT_CONCURRENCY,
-    ) -> AsyncGenerator[AccountRecord[InterestRecord] | AccountError, None]:
-        """Every account's interest records as one stream of :class:`AccountRecord`.
+        ``walk`` opens one history walk of a client, e.g.
+        ``pool.merge(lambda c: c.borrow_history("USDT", prefetch=2))``; it is called for
+        every account now, so bad arguments raise here, not at the first item. A small
+        ``prefetch`` (2, as the pool's own streams use) keeps memory at about (accounts
+        walked x 3) pages: a pool's parallelism comes from its accounts.
 
         Up to ``concurrency`` accounts are walked at once, their requests in flight
         capped by the pool's ``max_in_flight``; records of one account come newest
         first, and the accounts interleave as their pages arrive. Memory stays bounded:
         a walk waits while the consumer is behind. Each account's walk pins its end time
-        when it starts, like :meth:`MarginClient.interest_history`.
+        when it starts, as a client's walk does.
 
         ``errors="raise"`` (default): the first failing account stops the stream; the
         other walks are cancelled and :class:`PoolError` is raised (``.errors`` names
@@ -412,27 +310,6 @@ class AccountPool:
         Leaving the loop early cancels the walks; to do so deterministically, wrap the
         stream in :func:`contextlib.aclosing`.
         """
-        return self._merged(
-            lambda client: client.interest_history(
-                currency,
-                is_isolated=is_isolated,
-                symbol=symbol,
-                start_time=start_time,
-                end_time=end_time,
-                prefetch=_POOL_PREFETCH,
-            ),
-            errors,
-            concurrency,
-        )
-
-    def _merged(
-        self,
-        walk: Callable[[MarginClient], Paginator[T]],
-        errors: ErrorMode,
-        concurrency: int,
-    ) -> AsyncGenerator[AccountRecord[T] | AccountError, None]:
-        # Arguments are checked now, when the stream is created, not at the first item:
-        # building each account's paginator validates the filters.
         if errors not in ("raise", "yield"):
             raise ValidationError("errors", f"must be 'raise' or 'yield', got {errors!r}")
         _positive_int("concurrency", concurrency)
@@ -441,12 +318,119 @@ class AccountPool:
         walks = [(label, walk(self[label])) for label in self.labels]
         return self._merge(walks, errors, concurrency)
 
+    # The three histories by name (as the README shows them): thin wrappers over merge.
+
+    @overload
+    def borrow_history(
+        self,
+        currency: CurrencyArg,
+        *,
+        errors: Literal["raise"] = ...,
+        concurrency: int = ...,
+        **filters: Unpack[HistoryFilters],
+    ) -> Records[BorrowOrder]: ...
+
+    @overload
+    def borrow_history(
+        self,
+        currency: CurrencyArg,
+        *,
+        errors: Literal["yield"],
+        concurrency: int = ...,
+        **filters: Unpack[HistoryFilters],
+    ) -> RecordsOrErrors[BorrowOrder]: ...
+
+    def borrow_history(
+        self,
+        currency: CurrencyArg,
+        *,
+        errors: ErrorMode = "raise",
+        concurrency: int = DEFAULT_CONCURRENCY,
+        **filters: Unpack[HistoryFilters],
+    ) -> RecordsOrErrors[BorrowOrder]:
+        """Every account's borrow orders as one stream (see :meth:`merge`)."""
+        return self.merge(
+            lambda c: c.borrow_history(currency, prefetch=_POOL_PREFETCH, **filters),
+            errors=errors,
+            concurrency=concurrency,
+        )
+
+    @overload
+    def repay_history(
+        self,
+        currency: CurrencyArg,
+        *,
+        errors: Literal["raise"] = ...,
+        concurrency: int = ...,
+        **filters: Unpack[HistoryFilters],
+    ) -> Records[RepayOrder]: ...
+
+    @overload
+    def repay_history(
+        self,
+        currency: CurrencyArg,
+        *,
+        errors: Literal["yield"],
+        concurrency: int = ...,
+        **filters: Unpack[HistoryFilters],
+    ) -> RecordsOrErrors[RepayOrder]: ...
+
+    def repay_history(
+        self,
+        currency: CurrencyArg,
+        *,
+        errors: ErrorMode = "raise",
+        concurrency: int = DEFAULT_CONCURRENCY,
+        **filters: Unpack[HistoryFilters],
+    ) -> RecordsOrErrors[RepayOrder]:
+        """Every account's repay orders as one stream (see :meth:`merge`)."""
+        return self.merge(
+            lambda c: c.repay_history(currency, prefetch=_POOL_PREFETCH, **filters),
+            errors=errors,
+            concurrency=concurrency,
+        )
+
+    @overload
+    def interest_history(
+        self,
+        currency: CurrencyArg | None = ...,
+        *,
+        errors: Literal["raise"] = ...,
+        concurrency: int = ...,
+        **filters: Unpack[HistoryFilters],
+    ) -> Records[InterestRecord]: ...
+
+    @overload
+    def interest_history(
+        self,
+        currency: CurrencyArg | None = ...,
+        *,
+        errors: Literal["yield"],
+        concurrency: int = ...,
+        **filters: Unpack[HistoryFilters],
+    ) -> RecordsOrErrors[InterestRecord]: ...
+
+    def interest_history(
+        self,
+        currency: CurrencyArg | None = None,
+        *,
+        errors: ErrorMode = "raise",
+        concurrency: int = DEFAULT_CONCURRENCY,
+        **filters: Unpack[HistoryFilters],
+    ) -> RecordsOrErrors[InterestRecord]:
+        """Every account's interest records as one stream (see :meth:`merge`)."""
+        return self.merge(
+            lambda c: c.interest_history(currency, prefetch=_POOL_PREFETCH, **filters),
+            errors=errors,
+            concurrency=concurrency,
+        )
+
     async def _merge(
         self,
         walks: list[tuple[str, Paginator[T]]],
         errors: ErrorMode,
         concurrency: int,
-    ) -> AsyncGenerator[AccountRecord[T] | AccountError, None]:
+    ) -> RecordsOrErrors[T]:
         # The queue holds whole pages: one slot per account walked at once is enough to
         # keep every walk busy while the consumer works, and bounds memory.
         queue: asyncio.Queue[tuple[str, tuple[T, ...] | Exception | _Done]] = asyncio.Queue(

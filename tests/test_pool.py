@@ -12,7 +12,8 @@ import pytest
 from margin_async import Credentials, MarginClient, RetryPolicy
 from margin_async.errors import AuthenticationError, ClientClosedError, ValidationError
 from margin_async.events import ResponseEvent
-from margin_async.models import InterestRecord
+from margin_async.models import BorrowOrder, InterestRecord
+from margin_async.pagination import Paginator
 from margin_async.pool import AccountError, AccountPool, AccountRecord, PoolError
 from margin_async.testing import FakeKuCoin
 
@@ -236,3 +237,78 @@ async def test_empty_pool_streams_nothing() -> None:
     async with AccountPool({}) as pool:
         assert [item async for item in pool.interest_history()] == []
         assert await pool.gather(lambda c: c.sync_clock()) == {}
+
+
+# -- merge: the one mechanism behind the pool's streams ----------------------------------
+
+
+async def test_merge_streams_any_walk_of_every_account(fake: FakeKuCoin) -> None:
+    accounts = _seeded(fake, "a", 3, borrows=700)
+    fake.seed_history(accounts["a1"].api_key, "BTC", borrows=30)
+    async with AccountPool(accounts, base_url=fake.url) as pool:
+        merged = [
+            item
+            async for item in pool.merge(
+                lambda c: c.borrow_history(["USDT", "BTC"], page_size=100, prefetch=2)
+            )
+        ]
+        direct = {
+            label: await pool[label].borrow_history(["USDT", "BTC"]).collect() for label in pool
+        }
+    assert all(isinstance(item, AccountRecord) for item in merged)
+    for label in pool.labels:
+        # Each account's records come in its own order (newest first), interleaved.
+        assert [i.record for i in merged if i.account == label] == direct[label]
+    assert Counter(i.account for i in merged) == {"a0": 700, "a1": 730, "a2": 700}
+
+
+async def test_shorthands_are_merge(fake: FakeKuCoin) -> None:
+    accounts = _seeded(fake, "a", 2, interest=120)
+    async with AccountPool(accounts, base_url=fake.url) as pool:
+        short = [i async for i in pool.interest_history("USDT", start_time=10**12)]
+        long = [
+            i
+            async for i in pool.merge(
+                lambda c: c.interest_history("USDT", start_time=10**12, prefetch=2)
+            )
+        ]
+    assert sorted(short, key=repr) == sorted(long, key=repr)
+    assert len(short) == 240
+
+
+async def test_merge_errors_yield_keeps_going(fake: FakeKuCoin) -> None:
+    accounts = _seeded(fake, "ok", 2, borrows=50)
+    accounts["broken"] = _bad(fake.add_account())
+    async with AccountPool(accounts, base_url=fake.url, retry=ONCE) as pool:
+        items = [i async for i in pool.merge(lambda c: c.borrow_history("USDT"), errors="yield")]
+        with pytest.raises(PoolError) as caught:
+            async for _ in pool.merge(lambda c: c.borrow_history("USDT")):
+                pass
+    errors = [i for i in items if isinstance(i, AccountError)]
+    assert [e.account for e in errors] == ["broken"]
+    assert len(items) == 101
+    assert list(caught.value.errors) == ["broken"]
+
+
+async def test_merge_checks_its_arguments_and_every_walk_when_called(fake: FakeKuCoin) -> None:
+    opened: list[str | None] = []
+
+    def walk(client: MarginClient) -> Paginator[BorrowOrder]:
+        opened.append(client.label)
+        return client.borrow_history("USDT")
+
+    async with AccountPool(_seeded(fake, "a", 2), base_url=fake.url) as pool:
+        with pytest.raises(ValidationError, match="errors"):
+            pool.merge(walk, errors="skip")  # type: ignore[call-overload]
+        with pytest.raises(ValidationError, match="concurrency"):
+            pool.merge(walk, concurrency=0)
+        assert opened == []
+        stream = pool.merge(walk)
+        assert opened == ["a0", "a1"]  # every walk opened now, not at the first item
+        await stream.aclose()
+        with pytest.raises(ValidationError, match="symbol"):
+            pool.merge(lambda c: c.repay_history("USDT", is_isolated=True))
+        with pytest.raises(TypeError, match="order_no"):
+            pool.interest_history(order_no="1")  # type: ignore[call-overload]
+    with pytest.raises(ClientClosedError):
+        pool.merge(walk)

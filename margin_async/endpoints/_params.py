@@ -1,188 +1,320 @@
-"""Argument validation and wire formatting shared by the endpoint modules.
+"""How an endpoint is declared, and the one way its arguments become a :class:`Request`.
 
-Every check runs before any I/O and raises :class:`ValidationError` naming the argument.
+An endpoint module declares one :class:`Endpoint` per operation, once: its name,
+method, path, rate-limit weight, safety, reply model, and its parameters in wire order.
+A :class:`Param` maps one keyword argument to its wire name and its check
+(:mod:`margin_async.endpoints._checks`); a :class:`Rule` checks several together (the
+margin mode, a time window) where it stands among them. :meth:`Endpoint.build`
+validates a caller's keywords before any I/O and encodes them: a GET's query pairs, a
+POST's compact JSON body. ``None`` and ``False`` are never sent: they are the exchange's
+defaults, so only what a caller set goes on the wire.
+
+The declarations several endpoints share live here, once: the margin mode, the history
+filters and paging. Their typed keyword sets (what callers may pass) are the TypedDicts
+of :mod:`margin_async.endpoints._kwargs`; a test checks that the two agree.
 """
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
-from typing import Generic, TypeVar
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any, Generic, Literal, TypeAlias, TypeVar
 
 import attrs
 
+# The checks are re-exported: endpoint modules and tests reach them through this module.
+from margin_async.endpoints._checks import (
+    amount,
+    currencies,
+    currency,
+    epoch_ms,
+    flag,
+    format_decimal,
+    json_body,
+    leverage,
+    margin_mode,
+    order_number,
+    page_number,
+    page_size,
+    required_currencies,
+    time_in_force,
+)
 from margin_async.errors import ValidationError
-from margin_async.models import Page, TimeInForce
+from margin_async.models import Page
 from margin_async.request import Request, Safety
 from margin_async.types import Amount, CurrencyArg, TimeArg
 
 __all__ = [
+    "HISTORY_FILTERS",
+    "IS_HF",
+    "IS_ISOLATED",
+    "MARGIN_MODE",
+    "MARGIN_MODE_BODY",
+    "MARGIN_MODE_QUERY",
+    "ORDER_FILTERS",
+    "PAGING",
+    "SYMBOL",
     "Amount",
     "CurrencyArg",
+    "Endpoint",
     "HistoryFilter",
     "HistorySpec",
+    "MoneyEndpoint",
+    "Movement",
+    "Param",
+    "Rule",
     "TimeArg",
+    "amount",
+    "currencies",
+    "currency",
+    "epoch_ms",
+    "flag",
     "format_decimal",
     "json_body",
+    "leverage",
+    "margin_mode",
+    "order_number",
+    "page_number",
+    "page_size",
+    "required_currencies",
+    "time_in_force",
+]
+
+M = TypeVar("M")
+T = TypeVar("T")
+
+
+@attrs.frozen
+class Param:
+    """One keyword argument of an operation and the wire field it becomes.
+
+    ``check`` validates the caller's value (raising :class:`ValidationError` naming
+    ``name``) and returns what is sent; without one the value is kept as given for a
+    :class:`Rule` to check. ``default`` stands in for a keyword left out. ``optional``:
+    ``None`` means "not given" and is neither checked nor sent.
+    """
+
+    name: str
+    wire: str
+    check: Callable[[Any], object] | None = None
+    default: object = None
+    optional: bool = False
+
+
+@attrs.frozen
+class Rule:
+    """A check across parameters, run where it stands in a declaration: ``apply`` reads
+    the values validated so far (a dict by keyword name) and may rewrite them."""
+
+    apply: Callable[[dict[str, Any]], None]
+
+
+Params: TypeAlias = tuple[Param | Rule, ...]
+
+
+def _accepted(params: Params) -> frozenset[str]:
+    return frozenset(param.name for param in params if isinstance(param, Param))
+
+
+# One step of validation, flattened for speed: (name, default, check, optional, rule).
+_Step: TypeAlias = tuple[
+    str, object, Callable[[Any], object] | None, bool, Callable[[dict[str, Any]], None] | None
 ]
 
 
-T = TypeVar("T")
-
-_CURRENCY = re.compile(r"[A-Z0-9]{1,20}")
-_SYMBOL = re.compile(r"[A-Z0-9]{1,20}-[A-Z0-9]{1,20}")
-_MIN_PAGE_SIZE, _MAX_PAGE_SIZE = 10, 500
-_MAX_INTEGER_DIGITS, _MAX_DECIMALS = 100, 100
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MILLISECOND = timedelta(milliseconds=1)
-
-
-def format_decimal(value: Decimal) -> str:
-    """Plain digits, no exponent, no trailing zeros: ``1E+1`` -> ``10``, ``0.10`` -> ``0.1``.
-
-    Exact for any number of digits (``normalize()`` would round to the context's 28).
-    """
-    text = format(value, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text
-
-
-def json_body(fields: dict[str, object]) -> bytes:
-    """Compact JSON; a ``Decimal`` is written as a plain JSON number (``10``, ``0.1``)."""
-    parts = []
-    for key, value in fields.items():
-        encoded = format_decimal(value) if isinstance(value, Decimal) else json.dumps(value)
-        parts.append(f"{json.dumps(key)}:{encoded}")
-    return ("{" + ",".join(parts) + "}").encode()
-
-
-def currency(value: object, *, name: str = "currency") -> str:
-    """One currency code, upper-cased."""
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError(name, f"must be a currency code such as 'USDT', got {value!r}")
-    code = value.strip().upper()
-    # ASCII first: "ß".upper() is "SS", which is not the code the caller typed.
-    if not value.isascii() or not _CURRENCY.fullmatch(code):
-        raise ValidationError(name, f"{value!r} is not a currency code (letters and digits)")
-    return code
-
-
-def currencies(value: object) -> str:
-    """One code or a sequence of codes, as the wire's comma-separated list."""
-    if isinstance(value, str):
-        return currency(value)
-    if isinstance(value, Sequence) and value:
-        codes = [currency(item) for item in value]
-        return ",".join(dict.fromkeys(codes))
-    raise ValidationError(
-        "currency", f"must be a currency code or a non-empty list of codes, got {value!r}"
+def _steps(params: Params) -> tuple[_Step, ...]:
+    return tuple(
+        ("", None, None, False, param.apply)
+        if isinstance(param, Rule)
+        else (param.name, param.default, param.check, param.optional, None)
+        for param in params
     )
 
 
-def amount(value: object, *, name: str = "size") -> Decimal:
-    """A positive, finite amount; floats are refused because they are not exact."""
-    if isinstance(value, float):
-        raise ValidationError(
-            name, f"floats are not exact; pass Decimal({str(value)!r}) or the string {str(value)!r}"
+def _validate(
+    operation: str,
+    steps: tuple[_Step, ...],
+    accepted: frozenset[str],
+    arguments: Mapping[str, object],
+) -> dict[str, Any]:
+    """The validated value of every parameter, in declaration order."""
+    if not accepted.issuperset(arguments):
+        unknown = next(key for key in arguments if key not in accepted)
+        raise TypeError(f"{operation} got an unexpected keyword argument {unknown!r}")
+    values: dict[str, Any] = {}
+    get = arguments.get
+    for name, default, check, optional, rule in steps:
+        if rule is not None:
+            rule(values)
+            continue
+        value = get(name, default)
+        if check is not None and (value is not None or not optional):
+            value = check(value)
+        values[name] = value
+    return values
+
+
+class Endpoint(Generic[M]):
+    """One API operation, declared once.
+
+    ``name`` names it in messages; ``weight`` is what one call costs from the account's
+    rate-limit pool; ``safety`` says whether a failed call may be resent; ``model`` is
+    the type its reply's ``data`` is structured into (``NoneType``: the reply carries
+    nothing of use); ``params`` are its parameters in wire order; ``signed`` is false
+    for public endpoints.
+    """
+
+    __slots__ = (
+        "_accepted",
+        "_steps",
+        "_wire",
+        "method",
+        "model",
+        "name",
+        "params",
+        "path",
+        "safety",
+        "signed",
+        "weight",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        method: Literal["GET", "POST"],
+        path: str,
+        *,
+        weight: int,
+        safety: Safety,
+        model: type[M],
+        params: Params = (),
+        signed: bool = True,
+    ) -> None:
+        self.name = name
+        self.method = method
+        self.path = path
+        self.weight = weight
+        self.safety = safety
+        self.model = model
+        self.params = params
+        self.signed = signed
+        self._accepted = _accepted(params)
+        self._steps = _steps(params)
+        self._wire = tuple((p.name, p.wire) for p in params if isinstance(p, Param))
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}: {self.method} {self.path}>"
+
+    def validate(self, arguments: Mapping[str, object]) -> dict[str, Any]:
+        """Check a caller's keywords; raise :class:`ValidationError` on the first bad
+        value, ``TypeError`` on a keyword this endpoint does not take."""
+        return _validate(self.name, self._steps, self._accepted, arguments)
+
+    def encode(self, values: Mapping[str, Any]) -> Request:
+        """The request for validated ``values``: query pairs (GET) or JSON body (POST)."""
+        if self.method == "GET":
+            query = tuple(
+                [
+                    (wire, "true" if value is True else str(value))
+                    for name, wire in self._wire
+                    if (value := values[name]) is not None and value is not False
+                ]
+            )
+            # Positional: this runs for every page of every walk.
+            return Request("GET", self.path, query, b"", self.weight, self.safety, self.signed)
+        fields = {
+            wire: value
+            for name, wire in self._wire
+            if (value := values[name]) is not None and value is not False
+        }
+        body = json_body(fields)
+        return Request(self.method, self.path, (), body, self.weight, self.safety, self.signed)
+
+    def build(self, arguments: Mapping[str, object]) -> Request:
+        """Validate a caller's keywords and encode them (see :meth:`validate`)."""
+        return self.encode(self.validate(arguments))
+
+
+@attrs.frozen
+class Movement:
+    """A validated borrow or repay: its request, and what identifies it in history."""
+
+    request: Request
+    currency: str
+    size: Decimal
+    #: ``None`` for cross margin.
+    symbol: str | None
+
+
+class MoneyEndpoint(Endpoint[M]):
+    """A borrow or repay: a POST that moves money, so it is never resent blindly; its
+    calls go through :mod:`margin_async.reconcile` as a :class:`Movement`."""
+
+    __slots__ = ()
+
+    def __init__(self, name: str, path: str, *, weight: int, model: type[M], params: Params):
+        super().__init__(
+            name, "POST", path, weight=weight, safety=Safety.MONEY, model=model, params=params
         )
-    if isinstance(value, bool) or not isinstance(value, Decimal | str | int):
-        raise ValidationError(name, f"must be a Decimal, str or int, got {type(value).__name__}")
-    try:
-        result = Decimal(value.strip() if isinstance(value, str) else value)
-    except InvalidOperation:
-        raise ValidationError(name, f"{value!r} is not a number") from None
-    if not result.is_finite() or result <= 0:
-        raise ValidationError(name, f"must be a positive amount, got {value!r}")
-    # Bounds far beyond any real amount, checked before formatting: 1E+999999999 would
-    # otherwise be written out as a billion digits.
-    _, digits, exponent = result.as_tuple()
-    assert isinstance(exponent, int)  # finite
-    trailing_zeros = len(digits) - len("".join(map(str, digits)).rstrip("0"))
-    if result.adjusted() >= _MAX_INTEGER_DIGITS:
-        raise ValidationError(name, f"{value!r} is too large to be an amount")
-    if exponent + trailing_zeros < -_MAX_DECIMALS:
-        raise ValidationError(name, f"{value!r} has more than {_MAX_DECIMALS} decimal places")
-    return result
+
+    def movement(self, arguments: Mapping[str, object]) -> Movement:
+        """Validate a caller's keywords and wrap the request with its identity."""
+        values = self.validate(arguments)
+        return Movement(self.encode(values), values["currency"], values["size"], values["symbol"])
 
 
-def time_in_force(value: object) -> TimeInForce:
-    """``IOC`` or ``FOK``, as the enum or a string."""
-    if isinstance(value, TimeInForce):
-        return value
-    if isinstance(value, str) and value.upper() in TimeInForce.__members__:
-        return TimeInForce[value.upper()]
-    raise ValidationError("time_in_force", f"must be 'IOC' or 'FOK', got {value!r}")
+# -- shared declarations --------------------------------------------------------------
 
 
-def margin_mode(symbol: object, is_isolated: object) -> str | None:
-    """Validate the isolated/cross pair; return the upper-cased symbol (``None`` for cross)."""
-    if not isinstance(is_isolated, bool):
-        raise ValidationError("is_isolated", f"must be True or False, got {is_isolated!r}")
-    if symbol is None or symbol == "":
-        if is_isolated:
-            raise ValidationError("symbol", "is required when is_isolated=True, e.g. 'BTC-USDT'")
-        return None
-    if not is_isolated:
-        # Sent without isIsolated the exchange would act on the cross account instead.
-        raise ValidationError("symbol", "is only used with is_isolated=True (isolated margin)")
-    if (
-        not isinstance(symbol, str)
-        or not symbol.isascii()
-        or not _SYMBOL.fullmatch(symbol.strip().upper())
-    ):
-        raise ValidationError("symbol", f"must look like 'BTC-USDT', got {symbol!r}")
-    return symbol.strip().upper()
+def _margin_mode(values: dict[str, Any]) -> None:
+    values["symbol"] = margin_mode(values["symbol"], values["is_isolated"])
 
 
-def flag(value: object, name: str) -> bool:
-    """A strict boolean (``1`` or ``"yes"`` are refused)."""
-    if not isinstance(value, bool):
-        raise ValidationError(name, f"must be True or False, got {value!r}")
-    return value
+def _window(values: dict[str, Any]) -> None:
+    start, end = values["start_time"], values["end_time"]
+    if start is not None and end is not None and start > end:
+        raise ValidationError("start_time", f"is after end_time ({start} > {end})")
 
 
-def epoch_ms(value: object, name: str) -> int:
-    """Epoch milliseconds from an int or an aware datetime."""
-    if isinstance(value, datetime):
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValidationError(name, "must be timezone-aware, e.g. datetime(..., tzinfo=UTC)")
-        # Exact integer arithmetic: value.timestamp() * 1000 is off by one ms for some times.
-        return (value - _EPOCH) // _MILLISECOND
-    if isinstance(value, int) and not isinstance(value, bool):
-        if value < 0:
-            raise ValidationError(name, f"must be epoch milliseconds >= 0, got {value}")
-        if value < 10**11:
-            # 1973 in ms, but 5138 in seconds: almost certainly seconds by mistake.
-            raise ValidationError(name, f"{value} looks like seconds; pass epoch milliseconds")
-        return value
-    raise ValidationError(name, f"must be epoch milliseconds (int) or a datetime, got {value!r}")
+def _flag(name: str) -> Callable[[object], bool]:
+    return lambda value: flag(value, name)
 
 
-def page_number(value: object) -> int:
-    """``current_page``: an int >= 1."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValidationError("current_page", f"must be an int >= 1, got {value!r}")
-    return value
+def _time(name: str) -> Callable[[object], int]:
+    return lambda value: epoch_ms(value, name)
 
 
-def page_size(value: object) -> int:
-    """``page_size``: an int in 10..500."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError("page_size", f"must be an int from 10 to 500, got {value!r}")
-    if not _MIN_PAGE_SIZE <= value <= _MAX_PAGE_SIZE:
-        raise ValidationError("page_size", f"must be from 10 to 500, got {value}")
-    return value
+#: Cross margin by default; isolated margin is ``is_isolated=True`` with a ``symbol``.
+#: The two parameters are checked together, by ``MARGIN_MODE``, where it stands.
+IS_ISOLATED = Param("is_isolated", "isIsolated", default=False)
+SYMBOL = Param("symbol", "symbol")
+MARGIN_MODE = Rule(_margin_mode)
+#: The margin mode as a query carries it (``isIsolated`` first) and as a body does.
+MARGIN_MODE_QUERY: Params = (IS_ISOLATED, SYMBOL, MARGIN_MODE)
+MARGIN_MODE_BODY: Params = (SYMBOL, IS_ISOLATED, MARGIN_MODE)
+#: ``isHf``: high-frequency borrowing (borrow and repay).
+IS_HF = Param("is_hf", "isHf", _flag("is_hf"), default=False)
 
-
-def order_number(value: object) -> str:
-    """A non-empty order number."""
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError("order_no", f"must be a non-empty string, got {value!r}")
-    return value.strip()
+_CURRENCY_REQUIRED = Param("currency", "currency", required_currencies)
+_CURRENCY_OPTIONAL = Param("currency", "currency", currencies, optional=True)
+_WINDOW: Params = (
+    Param("start_time", "startTime", _time("start_time"), optional=True),
+    Param("end_time", "endTime", _time("end_time"), optional=True),
+    Rule(_window),
+)
+#: The filters of every history (after its currency).
+HISTORY_FILTERS: Params = (*MARGIN_MODE_QUERY, *_WINDOW)
+#: The filters of borrow and repay history: those of every history, and ``order_no``.
+ORDER_FILTERS: Params = (
+    *MARGIN_MODE_QUERY,
+    Param("order_no", "orderNo", order_number, optional=True),
+    *_WINDOW,
+)
+#: One page of a history: ``current_page`` from 1, ``page_size`` 10..500 records.
+PAGING: Params = (
+    Param("current_page", "currentPage", page_number, default=1),
+    Param("page_size", "pageSize", page_size, default=50),
+)
 
 
 @attrs.frozen
@@ -209,110 +341,81 @@ class HistoryFilter:
         end_time: TimeArg | None,
     ) -> HistoryFilter:
         """Validate caller arguments; raise :class:`ValidationError` on the first bad one."""
-        if currency is None:
-            if currency_required:
-                raise ValidationError("currency", "is required, e.g. 'USDT' or ['BTC', 'ETH']")
-            code = None
-        else:
-            code = currencies(currency)
-        sym = margin_mode(symbol, is_isolated)
-        order = None if order_no is None else order_number(order_no)
-        start = None if start_time is None else epoch_ms(start_time, "start_time")
-        end = None if end_time is None else epoch_ms(end_time, "end_time")
-        if start is not None and end is not None and start > end:
-            raise ValidationError("start_time", f"is after end_time ({start} > {end})")
-        return cls(code, is_isolated, sym, order, start, end)
+        first = _CURRENCY_REQUIRED if currency_required else _CURRENCY_OPTIONAL
+        params = (first, *ORDER_FILTERS)
+        arguments = {
+            "currency": currency,
+            "is_isolated": is_isolated,
+            "symbol": symbol,
+            "order_no": order_no,
+            "start_time": start_time,
+            "end_time": end_time,
+        }
+        return cls(**_validate("history", _steps(params), _accepted(params), arguments))
 
 
-@attrs.frozen
-class HistorySpec(Generic[T]):
-    """One history endpoint: where it lives, what a page costs, and what it holds."""
+class HistorySpec(Endpoint[Page[T]]):
+    """A history endpoint: a retryable GET of one :class:`Page` of ``item`` records.
 
-    path: str
-    weight: int
-    #: The model of one record.
-    item: type[T]
-    #: Borrow and repay history need a currency; interest history does not.
-    currency_required: bool = True
+    Its parameters are a currency (required unless ``currency_required`` is false), the
+    filters (``ORDER_FILTERS`` by default, ``HISTORY_FILTERS`` for interest) and paging.
+    A walk validates the filters once (:meth:`filters`) and builds one request per page
+    (:meth:`request`).
+    """
 
-    def filters(
+    __slots__ = ("_filter_names", "_filter_steps", "currency_required", "item")
+
+    def __init__(
         self,
-        currency: CurrencyArg | None,
+        path: str,
+        weight: int,
         *,
-        is_isolated: bool,
-        symbol: str | None,
-        order_no: str | None = None,
-        start_time: TimeArg | None,
-        end_time: TimeArg | None,
-    ) -> HistoryFilter:
-        """Validate a caller's filters for this history (see :meth:`HistoryFilter.build`)."""
-        return HistoryFilter.build(
-            currency,
-            currency_required=self.currency_required,
-            is_isolated=is_isolated,
-            symbol=symbol,
-            order_no=order_no,
-            start_time=start_time,
-            end_time=end_time,
+        item: type[T],
+        currency_required: bool = True,
+        filters: Params = ORDER_FILTERS,
+        name: str | None = None,
+    ) -> None:
+        first = _CURRENCY_REQUIRED if currency_required else _CURRENCY_OPTIONAL
+        filters = (first, *filters)
+        self._filter_names = _accepted(filters)
+        self._filter_steps = _steps(filters)
+        page_type: type[Page[T]] = Page[item]  # type: ignore[valid-type]
+        super().__init__(
+            name or f"GET {path}",
+            "GET",
+            path,
+            weight=weight,
+            safety=Safety.RETRYABLE,
+            model=page_type,
+            params=(*filters, *PAGING),
         )
+        #: The model of one record.
+        self.item = item
+        #: Borrow and repay history need a currency; interest history does not.
+        self.currency_required = currency_required
 
     @property
     def page_type(self) -> type[Page[T]]:
-        """The model of one page of this history."""
-        page: type[Page[T]] = Page[self.item]  # type: ignore[name-defined]
-        return page
+        """The model of one page of this history (its :attr:`model`)."""
+        return self.model
+
+    def filters(self, currency: CurrencyArg | None, /, **filters: object) -> HistoryFilter:
+        """Validate a caller's filters (paging excluded) for a walk of this history."""
+        arguments = {"currency": currency, **filters}
+        values = _validate(self.name, self._filter_steps, self._filter_names, arguments)
+        return HistoryFilter(**values)
 
     def request(self, filters: HistoryFilter, current_page: int, page_size_: int) -> Request:
         """The GET request for one page (arguments already validated)."""
-        query: list[tuple[str, str]] = []
-        if filters.currency is not None:
-            query.append(("currency", filters.currency))
-        if filters.is_isolated:
-            query.append(("isIsolated", "true"))
-        if filters.symbol is not None:
-            query.append(("symbol", filters.symbol))
-        if filters.order_no is not None:
-            query.append(("orderNo", filters.order_no))
-        if filters.start_time is not None:
-            query.append(("startTime", str(filters.start_time)))
-        if filters.end_time is not None:
-            query.append(("endTime", str(filters.end_time)))
-        query.append(("currentPage", str(current_page)))
-        query.append(("pageSize", str(page_size_)))
-        return Request("GET", self.path, tuple(query), weight=self.weight, safety=Safety.RETRYABLE)
-
-
-@attrs.frozen
-class Movement:
-    """A validated borrow or repay: its request, and what identifies it in history."""
-
-    request: Request
-    currency: str
-    size: Decimal
-    #: ``None`` for cross margin.
-    symbol: str | None
-
-
-def movement(
-    path: str,
-    weight: int,
-    fields: dict[str, object],
-    *,
-    symbol: object,
-    is_isolated: object,
-    is_hf: object,
-) -> Movement:
-    """Finish a borrow or repay body (``fields`` holds currency, size, ...) and wrap it.
-
-    Only flags set to ``True`` go on the wire: ``False`` is the exchange's default.
-    """
-    code, amount = fields["currency"], fields["size"]
-    assert isinstance(code, str) and isinstance(amount, Decimal)
-    sym = margin_mode(symbol, is_isolated)
-    if sym is not None:
-        fields["symbol"] = sym
-        fields["isIsolated"] = True
-    if flag(is_hf, "is_hf"):
-        fields["isHf"] = True
-    request = Request("POST", path, body=json_body(fields), weight=weight, safety=Safety.MONEY)
-    return Movement(request, code, amount, sym)
+        return self.encode(
+            {
+                "currency": filters.currency,
+                "is_isolated": filters.is_isolated,
+                "symbol": filters.symbol,
+                "order_no": filters.order_no,
+                "start_time": filters.start_time,
+                "end_time": filters.end_time,
+                "current_page": current_page,
+                "page_size": page_size_,
+            }
+        )

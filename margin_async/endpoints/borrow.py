@@ -2,28 +2,42 @@
 
 from __future__ import annotations
 
-from margin_async.endpoints import _params as p
-from margin_async.models import BorrowOrder, TimeInForce
+from typing import Any
 
-__all__ = ["HISTORY", "borrow_request"]
+from margin_async.endpoints import _params as p
+from margin_async.models import BorrowOrder, BorrowResult, TimeInForce
+
+__all__ = ["BORROW", "HISTORY", "borrow_request"]
 
 PATH = "/api/v3/margin/borrow"
-HISTORY = p.HistorySpec(PATH, weight=15, item=BorrowOrder)
+
+
+def _time_in_force(value: object) -> str:
+    return p.time_in_force(value).value
+
+
+#: Borrow ``size`` of ``currency``: IOC takes what is available, FOK all or nothing.
+BORROW = p.MoneyEndpoint(
+    "borrow",
+    PATH,
+    weight=15,
+    model=BorrowResult,
+    params=(
+        p.Param("currency", "currency", p.currency),
+        p.Param("size", "size", p.amount),
+        p.Param("time_in_force", "timeInForce", _time_in_force, default=TimeInForce.IOC),
+        *p.MARGIN_MODE_BODY,
+        p.IS_HF,
+    ),
+)
+#: Borrow orders, newest first.
+HISTORY = p.HistorySpec(PATH, weight=15, item=BorrowOrder, name="borrow history")
 
 
 def borrow_request(
-    currency: str,
-    size: p.Amount,
-    time_in_force: TimeInForce | str,
-    *,
-    symbol: str | None = None,
-    is_isolated: bool = False,
-    is_hf: bool = False,
+    currency: str, size: p.Amount, time_in_force: TimeInForce | str, **options: Any
 ) -> p.Movement:
-    """Validate a borrow and build its request."""
-    fields: dict[str, object] = {
-        "currency": p.currency(currency),
-        "size": p.amount(size),
-        "timeInForce": p.time_in_force(time_in_force).value,
-    }
-    return p.movement(PATH, 15, fields, symbol=symbol, is_isolated=is_isolated, is_hf=is_hf)
+    """Validate a borrow and build its request (``options``: symbol, is_isolated, is_hf)."""
+    return BORROW.movement(
+        {"currency": currency, "size": size, "time_in_force": time_in_force, **options}
+    )

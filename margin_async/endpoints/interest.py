@@ -7,6 +7,12 @@ from margin_async.models import InterestRecord
 
 __all__ = ["HISTORY"]
 
+#: Interest records, newest first; the currency is optional and there is no order number.
 HISTORY = p.HistorySpec(
-    "/api/v3/margin/interest", weight=20, item=InterestRecord, currency_required=False
+    "/api/v3/margin/interest",
+    weight=20,
+    item=InterestRecord,
+    currency_required=False,
+    filters=p.HISTORY_FILTERS,
+    name="interest history",
 )

@@ -2,30 +2,31 @@
 
 from __future__ import annotations
 
+from types import NoneType
+from typing import Any
+
 from margin_async.endpoints import _params as p
-from margin_async.errors import ValidationError
 from margin_async.request import Request, Safety
 
-__all__ = ["leverage_request"]
+__all__ = ["LEVERAGE", "leverage_request"]
 
 PATH = "/api/v3/position/update-user-leverage"
 
+#: Set the leverage multiplier (> 1, at most two decimals, sent as a JSON string).
+#: Setting the same leverage twice is harmless, so it is retried like a read; the reply
+#: carries nothing of use.
+LEVERAGE = p.Endpoint(
+    "modify leverage",
+    "POST",
+    PATH,
+    weight=8,
+    safety=Safety.RETRYABLE,
+    model=NoneType,
+    # The margin mode goes first on the wire but is checked after the leverage.
+    params=(p.SYMBOL, p.IS_ISOLATED, p.Param("leverage", "leverage", p.leverage), p.MARGIN_MODE),
+)
 
-def leverage_request(
-    leverage: p.Amount, *, symbol: str | None = None, is_isolated: bool = False
-) -> Request:
-    """Validate a leverage change (> 1, at most two decimals) and build its request."""
-    value = p.amount(leverage, name="leverage")
-    if value <= 1:
-        raise ValidationError("leverage", f"must be greater than 1, got {leverage!r}")
-    text = p.format_decimal(value)
-    if "." in text and len(text.split(".")[1]) > 2:
-        raise ValidationError("leverage", f"allows at most two decimals, got {leverage!r}")
-    fields: dict[str, object] = {}
-    sym = p.margin_mode(symbol, is_isolated)
-    if sym is not None:
-        fields["symbol"] = sym
-        fields["isIsolated"] = True
-    fields["leverage"] = text
-    # Setting the same leverage twice is harmless, so it is retried like a read.
-    return Request("POST", PATH, body=p.json_body(fields), weight=8, safety=Safety.RETRYABLE)
+
+def leverage_request(leverage: p.Amount, **options: Any) -> Request:
+    """Validate a leverage change and build its request (``options``: symbol, is_isolated)."""
+    return LEVERAGE.build({"leverage": leverage, **options})

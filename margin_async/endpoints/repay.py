@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
-from margin_async.endpoints import _params as p
-from margin_async.models import RepayOrder
+from typing import Any
 
-__all__ = ["HISTORY", "repay_request"]
+from margin_async.endpoints import _params as p
+from margin_async.models import RepayOrder, RepayResult
+
+__all__ = ["HISTORY", "REPAY", "repay_request"]
 
 PATH = "/api/v3/margin/repay"
-HISTORY = p.HistorySpec(PATH, weight=15, item=RepayOrder)
+
+#: Repay up to ``size`` of ``currency`` (accrued interest first, then principal).
+REPAY = p.MoneyEndpoint(
+    "repay",
+    PATH,
+    weight=10,
+    model=RepayResult,
+    params=(
+        p.Param("currency", "currency", p.currency),
+        p.Param("size", "size", p.amount),
+        *p.MARGIN_MODE_BODY,
+        p.IS_HF,
+    ),
+)
+#: Repay orders, newest first.
+HISTORY = p.HistorySpec(PATH, weight=15, item=RepayOrder, name="repay history")
 
 
-def repay_request(
-    currency: str,
-    size: p.Amount,
-    *,
-    symbol: str | None = None,
-    is_isolated: bool = False,
-    is_hf: bool = False,
-) -> p.Movement:
-    """Validate a repay and build its request."""
-    fields: dict[str, object] = {"currency": p.currency(currency), "size": p.amount(size)}
-    return p.movement(PATH, 10, fields, symbol=symbol, is_isolated=is_isolated, is_hf=is_hf)
+def repay_request(currency: str, size: p.Amount, **options: Any) -> p.Movement:
+    """Validate a repay and build its request (``options``: symbol, is_isolated, is_hf)."""
+    return REPAY.movement({"currency": currency, "size": size, **options})

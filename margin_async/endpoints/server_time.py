@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from margin_async.request import Request
+from margin_async.endpoints import _params as p
+from margin_async.request import Request, Safety
 
-__all__ = ["server_time_request"]
+__all__ = ["SERVER_TIME", "server_time_request"]
 
-PATH = "/api/v1/timestamp"
+#: The server's time in epoch ms; public, so unsigned, and costs no weight.
+SERVER_TIME = p.Endpoint(
+    "server time",
+    "GET",
+    "/api/v1/timestamp",
+    weight=0,
+    safety=Safety.RETRYABLE,
+    model=int,
+    signed=False,
+)
 
 
 def server_time_request() -> Request:
     """The unsigned request for the server's time in epoch ms."""
-    return Request("GET", PATH, weight=0, signed=False)
+    return SERVER_TIME.build({})
