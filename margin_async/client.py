@@ -32,7 +32,7 @@ from margin_async.endpoints._params import Endpoint, HistorySpec, page_size
 from margin_async.endpoints.leverage import LEVERAGE
 from margin_async.endpoints.server_time import server_time_request
 from margin_async.errors import ValidationError
-from margin_async.events import ResponseHook
+from margin_async.events import ResponseHook, WaitHook
 from margin_async.history import history_walk
 from margin_async.models import (
     BorrowOrder,
@@ -79,9 +79,11 @@ class MarginClient:
     optional shared :class:`aiohttp.ClientSession` (left open on close); ``timeout``
     is seconds per attempt or an :class:`aiohttp.ClientTimeout`; ``retry`` says how
     failures are resent (borrow and repay are never resent blindly). ``on_response``
-    is called after every attempt with a :class:`~margin_async.ResponseEvent`;
-    ``label`` names the client in those events. ``limiter`` is an
-    :class:`asyncio.Semaphore` held while each request is in flight: share one among
+    is called after every attempt with a :class:`~margin_async.ResponseEvent`, and
+    ``on_wait`` with a :class:`~margin_async.WaitEvent` when a request starts waiting
+    (for the rate limit, or before a resend); ``label`` names the client in those
+    events. ``limiter`` is an :class:`asyncio.Semaphore` held while each request is in
+    flight: share one among
     many clients to cap their requests in flight together (``AccountPool`` does).
     ``transport`` (internal: ``AccountPool`` and tests) replaces ``session``: a transport
     shared by many clients, which the client does not close.
@@ -99,6 +101,7 @@ class MarginClient:
         label: str | None = None,
         limiter: asyncio.Semaphore | None = None,
         transport: Transport | None = None,
+        on_wait: WaitHook | None = None,
     ) -> None:
         if transport is not None and session is not None:
             raise ValidationError("session", "give a session or a transport, not both")
@@ -113,6 +116,7 @@ class MarginClient:
             on_response=on_response,
             label=label,
             limiter=limiter,
+            on_wait=on_wait,
         )
         self._credentials = credentials
         self._base_url = base_url

@@ -21,7 +21,7 @@ from margin_async.auth import Credentials
 from margin_async.client import MarginClient
 from margin_async.endpoints._kwargs import HistoryFilters
 from margin_async.errors import ClientClosedError, PoolError, ValidationError
-from margin_async.events import ResponseHook
+from margin_async.events import ResponseHook, WaitHook
 from margin_async.models import BorrowOrder, InterestRecord, RepayOrder
 from margin_async.pagination import Paginator
 from margin_async.retry import RetryPolicy
@@ -91,7 +91,7 @@ class AccountPool:
     :class:`Credentials`. ``max_connections`` caps the TCP connections of the whole pool;
     ``max_in_flight`` caps the page requests the pool's streams have in flight at once
     across all accounts (and the :meth:`gather` calls running at once). ``retry``,
-    ``timeout`` and ``on_response`` are passed to every client; each client is labelled
+    ``timeout``, ``on_response`` and ``on_wait`` are passed to every client; each client is labelled
     with its account, so :class:`~margin_async.ResponseEvent` ``.label`` tells them apart.
 
     Use it as an async context manager (clients exist once it is entered)::
@@ -116,6 +116,7 @@ class AccountPool:
         retry: RetryPolicy | None = None,
         timeout: Timeout = 10.0,
         on_response: ResponseHook | None = None,
+        on_wait: WaitHook | None = None,
     ) -> None:
         for label, creds in accounts.items():
             if not isinstance(label, str) or not label:
@@ -131,6 +132,7 @@ class AccountPool:
         self._retry = retry
         self._timeout = timeout
         self._on_response = on_response
+        self._on_wait = on_wait
         self._transport: AiohttpTransport | None = None
         self._clients: dict[str, MarginClient] = {}
         self._gate = asyncio.Semaphore(self._max_in_flight)
@@ -176,6 +178,7 @@ class AccountPool:
                     retry=self._retry,
                     timeout=self._timeout,
                     on_response=self._on_response,
+                    on_wait=self._on_wait,
                     label=label,
                     limiter=self._gate,
                 )

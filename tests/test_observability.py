@@ -62,3 +62,22 @@ async def test_a_failing_hook_never_breaks_a_call(
         page = await client.get_interest_history()
     assert page.items == ()
     assert any("on_response hook raised" in r.getMessage() for r in caplog.records)
+
+
+async def test_on_wait_reports_rate_limit_and_backoff_waits() -> None:
+    from margin_async import RetryPolicy, WaitEvent
+    from margin_async.testing import FakeKuCoin
+
+    waits: list[WaitEvent] = []
+    async with FakeKuCoin(rate_limit_quota=30, rate_limit_window_ms=300) as fake:
+        creds = fake.add_account()
+        fake.inject("5xx", route="GET /api/v3/margin/borrow")
+        retry = RetryPolicy(attempts=3, base_delay=0.05, jitter=False)
+        async with MarginClient(
+            creds, base_url=fake.url, retry=retry, on_wait=waits.append, label="alice"
+        ) as client:
+            for _ in range(4):
+                await client.get_borrow_history("USDT")
+    reasons = {w.reason for w in waits}
+    assert reasons == {"retry backoff", "rate limit"}
+    assert all(w.label == "alice" and 0 < w.seconds <= 30 for w in waits)
