@@ -19,7 +19,7 @@ from sync_helpers import SYNC, clean_env, query, run_sync
 
 from margin_async import Credentials
 from margin_async.sync import AccountSpec, SyncConfigError, load_accounts, load_credentials_file
-from margin_async.sync.command import exit_code, main, register
+from margin_async.sync.command import add_arguments, exit_code, main, register
 from margin_async.testing import FakeKuCoin
 
 SECRET = "s3cr3t-never-printed"
@@ -230,6 +230,10 @@ def test_register_into_a_host_parser() -> None:
         sub.add_argument("--sandbox", action="store_true", default=argparse.SUPPRESS)
 
     register(commands, add_common=add_common)
+    # As the margin-async CLI adds a subcommand: its parser, then the sync options.
+    other = commands.add_parser("mirror")
+    add_arguments(other, connection=False)
+    assert other.parse_args(["--db", "sqlite:///y.db", "--once"]).db == "sqlite:///y.db"
     args = parser.parse_args(["sync", "--db", "sqlite:///x.db", "--follow", "--interval", "2"])
     assert seen == ["margin-async sync"]
     assert (args.command, args.db, args.follow, args.interval) == (
@@ -317,3 +321,38 @@ def test_importing_needs_no_database_driver() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+async def test_a_saved_sandbox_file_names_the_exchange(tmp_path: Path) -> None:
+    async with FakeKuCoin() as fake:
+        creds = fake.add_account()
+        fake.seed_history(creds.api_key, "USDT", borrows=40)
+        saved = tmp_path / "sandbox.env"
+        saved.write_text(
+            f"# margin-async sandbox\nexport KUCOIN_API_KEY={creds.api_key}\n"
+            f"export KUCOIN_API_SECRET={creds.api_secret}\n"
+            f"export KUCOIN_API_PASSPHRASE={creds.api_passphrase}\n"
+            f"export KUCOIN_API_KEY_VERSION=3\nexport MARGIN_ASYNC_BASE_URL={fake.url}\n"
+        )
+        saved.chmod(0o600)
+        db = tmp_path / "m.db"
+        process = await asyncio.create_subprocess_exec(
+            *SYNC, "--db", f"sqlite:///{db}", "--credentials", str(saved), "--once",
+            "--currency", "USDT", "--kinds", "borrow",
+            env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await process.communicate()
+        assert process.returncode == 0, err
+        # Accounts whose files name different exchanges cannot share one sync.
+        other = tmp_path / "other.env"
+        other.write_text(saved.read_text().replace(fake.url, "http://127.0.0.1:9"))
+        other.chmod(0o600)
+        accounts = tmp_path / "accounts.toml"
+        accounts.write_text(
+            '[defaults]\ncurrencies = ["USDT"]\n'
+            '[[accounts]]\nlabel = "a"\ncredentials = "sandbox.env"\n'
+            '[[accounts]]\nlabel = "b"\ncredentials = "other.env"\n'
+        )
+        argv = ["sync", "--db", f"sqlite:///{db}", "--accounts", str(accounts), "--once"]
+        assert await asyncio.to_thread(main, argv) == 2
+    assert counts(db)["borrow_orders"] == 40

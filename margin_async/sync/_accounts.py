@@ -47,11 +47,14 @@ __all__ = [
     "parse_codes",
     "parse_kinds",
     "parse_symbols",
+    "read_credentials_file",
 ]
 
 _Refuse = Callable[[str], NoReturn]
 
 _CREDENTIAL_KEYS = {
+    "base_url": "base_url",
+    "margin_async_base_url": "base_url",
     "api_key": "api_key",
     "key": "api_key",
     "kucoin_api_key": "api_key",
@@ -85,10 +88,14 @@ class AccountEntry:
 
     def credentials(self) -> Credentials:
         """Read this account's credentials from their source."""
+        return self.source()[0]
+
+    def source(self) -> tuple[Credentials, str | None]:
+        """This account's credentials, and the base URL its credentials file names."""
         if self.credentials_file is not None:
-            return load_credentials_file(self.credentials_file)
+            return read_credentials_file(self.credentials_file)
         if self.env is not None:
-            return _from_env(self.label, self.env)
+            return _from_env(self.label, self.env), None
         raise SyncConfigError(
             "accounts", f"account {self.label!r} names no credentials file nor env variables"
         )
@@ -127,6 +134,12 @@ def _from_env(label: str, names: Mapping[str, str]) -> Credentials:
 def load_credentials_file(path: str | os.PathLike[str]) -> Credentials:
     """Read a credentials file (see the module docstring), refusing one that group or
     others may read. No message shows any of its content."""
+    return read_credentials_file(path)[0]
+
+
+def read_credentials_file(path: str | os.PathLike[str]) -> tuple[Credentials, str | None]:
+    """:func:`load_credentials_file`, and the ``base_url`` the file names (if any), as
+    the output of ``margin-async sandbox`` does."""
     where = str(path)
 
     def refuse(problem: str) -> NoReturn:
@@ -173,7 +186,10 @@ def load_credentials_file(path: str | os.PathLike[str]) -> Credentials:
     for name, value, place in entries:
         field = _CREDENTIAL_KEYS.get(name.strip().lower())
         if field is None:
-            refuse(f", {place}: unknown key (expected api_key, api_secret, api_passphrase)")
+            refuse(
+                f", {place}: unknown key (expected api_key, api_secret, api_passphrase, "
+                "key_version, base_url)"
+            )
         if field in fields:
             refuse(f", {place}: {field} is given twice")
         if isinstance(value, bool) or not isinstance(value, str | int):
@@ -186,11 +202,12 @@ def load_credentials_file(path: str | os.PathLike[str]) -> Credentials:
     if version not in ("2", "3"):
         refuse(": key_version must be 2 or 3")
     try:
-        return Credentials(
+        creds = Credentials(
             fields["api_key"], fields["api_secret"], fields["api_passphrase"], int(version)
         )
     except ValidationError as exc:
         refuse(f": {exc.argument} is not valid")
+    return creds, fields.get("base_url") or None
 
 
 # -- accounts files -------------------------------------------------------------------------

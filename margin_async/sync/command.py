@@ -33,10 +33,10 @@ from margin_async import (
 from margin_async.sync._accounts import (
     AccountEntry,
     load_accounts,
-    load_credentials_file,
     parse_codes,
     parse_kinds,
     parse_symbols,
+    read_credentials_file,
 )
 from margin_async.sync._budget import DEFAULT_HEADROOM, DEFAULT_QUOTA
 from margin_async.sync._errors import SyncConfigError
@@ -47,7 +47,7 @@ from margin_async.sync._store import open_store
 if TYPE_CHECKING:
     from margin_async.testing import FakeKuCoin
 
-__all__ = ["ENV_DB", "main", "register", "run"]
+__all__ = ["DESCRIPTION", "ENV_DB", "EPILOG", "HELP", "add_arguments", "main", "register", "run"]
 
 PROG = "margin-async"
 #: The database URL when ``--db`` is not given.
@@ -58,7 +58,10 @@ _SANDBOX_CURRENCIES = ("USDT", "BTC")
 _SANDBOX_SYMBOL = "BTC-USDT"
 _SANDBOX_RECORDS = 1000
 
-_DESCRIPTION = """\
+#: One line for the host CLI's command list.
+HELP = "mirror borrow, repay and interest history into SQLite or PostgreSQL"
+
+DESCRIPTION = """\
 Mirror borrow, repay and interest history into a database, exactly once: the records of
 each poll and the position after them commit in one transaction, so a crash or a kill at
 any moment loses and repeats nothing. --once brings the database up to date and exits
@@ -67,7 +70,7 @@ transaction under way and exit 0. Several --follow workers on one PostgreSQL dat
 share the accounts (leases) and take over those of a worker that died.
 """
 
-_EPILOG = f"""\
+EPILOG = f"""\
 databases (--db, or ${ENV_DB}):
   sqlite:///mirror.db           a file (relative path; sqlite:////abs/path.db), WAL mode
   postgresql://USER@HOST/DB     PostgreSQL (pip install 'margin-async[postgres]'); the
@@ -169,17 +172,26 @@ def register(
     parser's ``handler`` default.
     """
     options: dict[str, Any] = {
-        "help": "mirror borrow, repay and interest history into SQLite or PostgreSQL",
-        "description": _DESCRIPTION,
-        "epilog": _EPILOG,
+        "help": HELP,
+        "description": DESCRIPTION,
+        "epilog": EPILOG,
         "formatter_class": argparse.RawDescriptionHelpFormatter,
         **parser_options,
     }
     sync: argparse.ArgumentParser = subparsers.add_parser("sync", **options)
-    if add_common is None:
-        _add_connection(sync)
-    else:
+    if add_common is not None:
         add_common(sync)
+    add_arguments(sync, connection=add_common is None)
+    sync.set_defaults(handler=run)
+    return sync
+
+
+def add_arguments(parser: argparse.ArgumentParser, *, connection: bool = True) -> None:
+    """Add the ``sync`` options to ``parser`` (a host CLI's subcommand parser); with
+    ``connection``, the connection options too (see :func:`register`)."""
+    sync = parser
+    if connection:
+        _add_connection(sync)
     sync.add_argument("--db", metavar="URL", help=f"database URL (default: ${ENV_DB}); see below")
     sync.add_argument(
         "--accounts", metavar="FILE", help="TOML file naming the accounts (see below)"
@@ -255,8 +267,6 @@ def register(
     sync.add_argument(
         "--sandbox-records", type=int, default=_SANDBOX_RECORDS, help=argparse.SUPPRESS
     )
-    sync.set_defaults(handler=run)
-    return sync
 
 
 # -- settings ---------------------------------------------------------------------------
@@ -305,12 +315,12 @@ def _accounts(args: argparse.Namespace) -> list[AccountEntry]:
     return [AccountEntry(label, spec)]
 
 
-def _single_credentials(args: argparse.Namespace) -> Credentials:
+def _single_credentials(args: argparse.Namespace) -> tuple[Credentials, str | None]:
     path = _option(args, "credentials")
     if path:
-        return load_credentials_file(path)
+        return read_credentials_file(path)
     try:
-        return Credentials.from_env()
+        return Credentials.from_env(), None
     except ValidationError as exc:
         raise SyncConfigError(
             "credentials",
@@ -339,12 +349,24 @@ async def _exchange(
     fake's with ``--sandbox`` (one seeded account per label)."""
     if not _option(args, "sandbox"):
         creds: dict[str, Credentials] = {}
+        named: set[str] = set()  # base URLs the credentials files name
         for entry in entries:
-            if args.accounts:
-                creds[entry.label] = entry.credentials()
-            else:
-                creds[entry.label] = _single_credentials(args)
-        base_url = _option(args, "base_url") or os.environ.get(_ENV_BASE_URL) or DEFAULT_BASE_URL
+            found, url = entry.source() if args.accounts else _single_credentials(args)
+            creds[entry.label] = found
+            if url:
+                named.add(url)
+        if len(named) > 1 and not _option(args, "base_url"):
+            raise SyncConfigError(
+                "credentials",
+                f"the credentials files name different base URLs ({', '.join(sorted(named))}): "
+                "the accounts of one sync share one exchange; pass --base-url",
+            )
+        base_url = (
+            _option(args, "base_url")
+            or next(iter(named), None)
+            or os.environ.get(_ENV_BASE_URL)
+            or DEFAULT_BASE_URL
+        )
         yield str(base_url), creds, None
         return
     if _option(args, "base_url") or _option(args, "credentials"):
@@ -433,14 +455,17 @@ def _signals(stop: asyncio.Event) -> Iterator[None]:
     """SIGINT and SIGTERM set ``stop`` instead of interrupting."""
     loop = asyncio.get_running_loop()
     handled = (signal.SIGINT, signal.SIGTERM)
+    # Not on Windows (NotImplementedError), nor outside the main thread (RuntimeError,
+    # ValueError): there the command runs without them.
+    unsupported = (NotImplementedError, RuntimeError, ValueError)
     for sig in handled:
-        with contextlib.suppress(NotImplementedError):  # Windows
+        with contextlib.suppress(*unsupported):
             loop.add_signal_handler(sig, stop.set)
     try:
         yield
     finally:
         for sig in handled:
-            with contextlib.suppress(NotImplementedError):
+            with contextlib.suppress(*unsupported):
                 loop.remove_signal_handler(sig)
 
 
