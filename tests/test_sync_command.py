@@ -356,3 +356,12 @@ async def test_a_saved_sandbox_file_names_the_exchange(tmp_path: Path) -> None:
         argv = ["sync", "--db", f"sqlite:///{db}", "--accounts", str(accounts), "--once"]
         assert await asyncio.to_thread(main, argv) == 2
     assert counts(db)["borrow_orders"] == 40
+
+
+def test_main_leaves_the_logger_as_it_found_it(tmp_path: Path) -> None:
+    import logging
+
+    logger = logging.getLogger("margin_async")
+    before = (logger.level, logger.propagate, list(logger.handlers))
+    assert main(["sync", "--once", "--db", "mysql://x"]) == 2
+    assert (logger.level, logger.propagate, list(logger.handlers)) == before

@@ -342,6 +342,9 @@ async def test_workers_share_accounts_and_take_over_a_killed_ones(
                 return all(held[a] in survivors for a in orphans)
 
             await wait_for(taken_over, what=f"the accounts of {victim} taken over", log=log)
+            # One more charge for each of them: its new worker must commit it.
+            for label in orphans:
+                fake.append_interest(accounts[label].api_key, "USDT", "0.0007", "0.0001")
             adder.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await adder

@@ -585,6 +585,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(f"{PROG}: %(levelname)s: %(name)s: %(message)s"))
     logger = logging.getLogger("margin_async")
+    saved = (logger.level, logger.propagate)  # main may run in process: restored after
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if debug else logging.WARNING)
     logger.propagate = False
@@ -610,6 +611,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_code(exc)
     finally:
         logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
         _log_elapsed(started, debug)
 
 
