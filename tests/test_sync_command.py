@@ -45,6 +45,16 @@ def test_sandbox_once_is_quiet_when_piped(tmp_path: Path) -> None:
     assert counts(db) == {"borrow_orders": 2200, "repay_orders": 1200, "interest_records": 4200}
 
 
+async def test_run_reports_the_credentials_it_reads(tmp_path: Path) -> None:
+    from margin_async.sync.command import build_parser, run
+
+    argv = ["sync", "--sandbox", "--db", f"sqlite:///{tmp_path / 'm.db'}", "--once"]
+    args = build_parser().parse_args([*argv, "--sandbox-records", "10", "--no-progress"])
+    seen: list[Credentials] = []
+    await run(args, on_credentials=seen.append)
+    assert len(seen) == 1 and isinstance(seen[0], Credentials)
+
+
 def test_progress_on_request(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "m.db"
     argv = ["sync", "--sandbox", "--db", f"sqlite:///{db}", "--once", "--progress"]

@@ -472,10 +472,14 @@ def _signals(stop: asyncio.Event) -> Iterator[None]:
 # -- the command ------------------------------------------------------------------------
 
 
-async def run(args: argparse.Namespace) -> None:
+async def run(
+    args: argparse.Namespace, *, on_credentials: Callable[[Credentials], None] | None = None
+) -> None:
     """The ``sync`` command. Raises a :class:`~margin_async.MarginError` on failure
     (a :class:`~margin_async.ValidationError` for settings), and ``KeyboardInterrupt``
-    when ``--once`` was interrupted (the database is consistent, not up to date)."""
+    when ``--once`` was interrupted (the database is consistent, not up to date).
+    ``on_credentials`` is called with each account's credentials once read (a host CLI
+    registers their secrets for scrubbing)."""
     entries = _accounts(args)
     url = _db_url(args)
     stop = asyncio.Event()
@@ -485,6 +489,9 @@ async def run(args: argparse.Namespace) -> None:
     )
     with _signals(stop):
         async with _exchange(args, entries) as (base_url, creds, fake):
+            if on_credentials is not None:
+                for found in creds.values():
+                    on_credentials(found)
             store = open_store(url)
             mirror = Mirror(
                 store,
