@@ -30,11 +30,12 @@ from margin_async.cli.money import register as _money
 from margin_async.cli.parser import Command, Register, build_parser
 from margin_async.cli.sandbox import register as _sandbox
 from margin_async.cli.state import PROG, Money, RunState, logging_to_stderr
+from margin_async.cli.sync import register as _sync
 
 __all__ = ["COMMANDS", "main"]
 
 #: The registrars of the built-in subcommands, in the order ``--help`` lists them.
-COMMANDS: tuple[Register, ...] = (_money, _history, _sandbox, _demo)
+COMMANDS: tuple[Register, ...] = (_money, _history, _sync, _sandbox, _demo)
 
 
 def main(argv: Sequence[str] | None = None, *, commands: Sequence[Register] = COMMANDS) -> int:
