@@ -22,8 +22,9 @@ from margin_async.sync._accounts import AccountEntry, load_accounts, load_creden
 from margin_async.sync._budget import DEFAULT_HEADROOM, DEFAULT_QUOTA, WEIGHTS, Headroom
 from margin_async.sync._errors import LeaseLostError, StoreError, SyncConfigError, SyncError
 from margin_async.sync._mirror import AccountSpec, Mirror, SyncStatus
+from margin_async.sync._open import open_store
 from margin_async.sync._rows import KINDS, TABLES, Kind, StreamKey, Table
-from margin_async.sync._store import Holder, Store, open_store
+from margin_async.sync._store import Holder, Store
 
 __all__ = [
     "DEFAULT_HEADROOM",

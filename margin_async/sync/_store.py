@@ -16,10 +16,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 
-from margin_async.sync._errors import SyncConfigError
 from margin_async.sync._rows import Row, StreamKey
 
-__all__ = ["SCHEMA_VERSION", "Holder", "Store", "open_store", "redact_url"]
+__all__ = ["SCHEMA_VERSION", "Holder", "Store", "redact_url"]
 
 #: Version of the tables this release writes; a database written by a newer release is
 #: refused rather than misread.
@@ -147,33 +146,3 @@ def redact_url(url: str) -> str:
 _EXAMPLES = (
     "sqlite:///mirror.db (relative), sqlite:////var/lib/mirror.db, postgresql://USER@HOST/DB"
 )
-
-
-def open_store(url: str, *, pool_size: int = 4) -> Store:
-    """The store at ``url`` (not connected yet: use ``async with`` or ``await .open()``).
-
-    * ``sqlite:///PATH``: a file (relative path; ``sqlite:////abs/path`` for an absolute
-      one), created if missing, in WAL mode; nothing to install.
-    * ``postgresql://USER[:PASSWORD]@HOST[:PORT]/DB`` (or ``postgres://``): needs the
-      ``postgres`` extra (asyncpg). The password may also come from ``PGPASSWORD`` or
-      ``~/.pgpass``. ``pool_size`` caps its connections.
-    """
-    if not isinstance(url, str) or not url:
-        raise SyncConfigError("db", f"a database URL is needed, e.g. {_EXAMPLES}")
-    scheme = url.split(":", 1)[0].lower()
-    if scheme == "sqlite":
-        if not url.startswith("sqlite:///") or len(url) == len("sqlite:///"):
-            raise SyncConfigError(
-                "db", f"{url!r}: a SQLite URL is sqlite:///PATH, e.g. {_EXAMPLES}"
-            )
-        from margin_async.sync._sqlite import SQLiteStore
-
-        return SQLiteStore(url, url[len("sqlite:///") :])
-    if scheme in ("postgresql", "postgres", "postgresql+asyncpg"):
-        from margin_async.sync._postgres import PostgresStore
-
-        dsn = "postgresql" + url[len(scheme) :]
-        return PostgresStore(redact_url(url), dsn, pool_size=pool_size)
-    raise SyncConfigError(
-        "db", f"unsupported database URL {redact_url(url)!r}; use one of {_EXAMPLES}"
-    )

@@ -41,8 +41,8 @@ from margin_async.sync._accounts import (
 from margin_async.sync._budget import DEFAULT_HEADROOM, DEFAULT_QUOTA
 from margin_async.sync._errors import SyncConfigError
 from margin_async.sync._mirror import AccountSpec, Mirror, SyncStatus
+from margin_async.sync._open import open_store
 from margin_async.sync._rows import KINDS
-from margin_async.sync._store import open_store
 
 if TYPE_CHECKING:
     from margin_async.testing import FakeKuCoin
