@@ -96,7 +96,9 @@ def test_a_closed_http_port_is_said_without_tls_or_python_spellings(
     url = f"http://127.0.0.1:{free_port()}"
     args = ["history", "interest", "--base-url", url, "--attempts", "1"]
     assert main(args) == EXIT_NETWORK
-    assert capsys.readouterr().err == f"margin-async: error: cannot connect to {url}\n"
+    assert capsys.readouterr().err == (
+        f"margin-async: error: cannot connect to {url}: connection refused\n"
+    )
 
 
 def test_sdk_messages_in_words() -> None:
@@ -143,7 +145,9 @@ def test_the_saved_sandbox_output_is_a_credentials_file(
         # --base-url still wins over the file's.
         elsewhere = f"http://127.0.0.1:{free_port()}"
         assert main([*args, "--base-url", elsewhere, "--attempts", "1"]) == EXIT_NETWORK
-        assert capsys.readouterr().err == f"margin-async: error: cannot connect to {elsewhere}\n"
+        assert capsys.readouterr().err == (
+            f"margin-async: error: cannot connect to {elsewhere}: connection refused\n"
+        )
     finally:
         server.terminate()
         server.wait(timeout=TIMEOUT)
