@@ -268,7 +268,6 @@ class AiohttpTransport:
             headers["Content-Type"] = "application/json"
         progress = _Progress()
         url = URL(request.url, encoded=True)
-        where = str(url.origin())
         sent_ns = time.time_ns()
         exposure.sent = True
         try:
@@ -280,7 +279,8 @@ class AiohttpTransport:
                 timeout=_within(limits, deadline),
                 allow_redirects=False,
                 auto_decompress=False,
-                trace_request_ctx={"margin_async": progress},
+                # Only the money session traces requests (see _money_trace).
+                trace_request_ctx={"margin_async": progress} if request.money else None,
             ) as response:
                 received_at = time.monotonic()
                 received_ns = time.time_ns()
@@ -290,8 +290,10 @@ class AiohttpTransport:
                 )
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             exposure.sent = False
+            where = url.origin()
             raise SendError(f"cannot connect to {where}: {_why(exc)}", Failure.NOT_SENT) from exc
         except (TimeoutError, aiohttp.ClientError) as exc:
+            where = url.origin()
             if progress.started and not progress.headers_sent:
                 # The trace saw the request begin but no byte of it leave.
                 exposure.sent = False
@@ -330,6 +332,9 @@ async def _read(response: aiohttp.ClientResponse) -> bytes:
     if length is not None and length > MAX_BODY:
         raise ProtocolError(f"reply of {length} bytes is too large for this API")
     encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+    if length is not None and encoding in ("", "identity"):
+        # Plain, of a stated length within the cap: aiohttp reads exactly that much.
+        return await response.read()
     if encoding in ("gzip", "x-gzip", "deflate"):
         inflater: Any = zlib.decompressobj(_GZIP_OR_ZLIB)
     elif encoding in ("", "identity"):
