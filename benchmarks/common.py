@@ -2,22 +2,44 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import importlib
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
+from typing import Any
+
+from margin_async import envelope
 
 __all__ = [
+    "FAST_JSON",
     "Mode",
     "Report",
     "Target",
+    "fast_json",
     "fmt",
     "interleave",
     "median",
     "optional_import",
 ]
+
+#: The ``fast`` extra's reply decoder (msgspec) when it is installed, else ``None``.
+#: Every benchmark measures the default path, the standard library's json, unless a row
+#: says otherwise (inside :func:`fast_json`): the targets are the default path's.
+FAST_JSON: Callable[[bytes], Any] | None = envelope._fast_loads
+envelope._fast_loads = None
+
+
+@contextlib.contextmanager
+def fast_json() -> Iterator[None]:
+    """Decode replies with the ``fast`` extra (msgspec) inside the block."""
+    envelope._fast_loads = FAST_JSON
+    try:
+        yield
+    finally:
+        envelope._fast_loads = None
 
 
 class Mode(enum.Enum):

@@ -3,7 +3,9 @@
 Contenders, alternating round by round against the same FakeKuCoin process:
 
 * margin-async: ``await client.get_borrow_history("USDT", page_size=50)`` (signing, rate
-  budget, retry policy, envelope checks, typed ``Page[BorrowOrder]`` with ``Decimal``s);
+  budget, retry policy, envelope checks, typed ``Page[BorrowOrder]`` with ``Decimal``s),
+  as installed by default (replies decoded by the standard library's json) and with the
+  ``fast`` extra (msgspec), when it is installed;
 * baseline: plain aiohttp + ``hmac`` signing + ``json.loads``, no models, no checks
   beyond the envelope code: the least a hand-written client can do.
 
@@ -21,7 +23,7 @@ import time
 
 import aiohttp
 
-from benchmarks.common import Mode, Report, Target, fmt, median
+from benchmarks.common import FAST_JSON, Mode, Report, Target, fast_json, fmt, median
 from benchmarks.server import FakeServer
 from margin_async import Credentials, MarginClient
 
@@ -31,6 +33,8 @@ _PATH = "/api/v3/margin/borrow"
 _QUERY = "currency=USDT&currentPage=1&pageSize=50"
 _TARGET = 1.15
 _BASELINE = "baseline (aiohttp + hmac + json.loads)"
+_OURS = "margin-async"
+_FAST = "margin-async + fast extra (msgspec)"
 
 
 async def _margin_async(url: str, creds: Credentials, requests: int) -> tuple[float, float]:
@@ -42,6 +46,11 @@ async def _margin_async(url: str, creds: Credentials, requests: int) -> tuple[fl
             page = await client.get_borrow_history("USDT", page_size=50)
             assert len(page.items) == 50
         return time.process_time() - cpu, time.perf_counter() - wall
+
+
+async def _margin_async_fast(url: str, creds: Credentials, requests: int) -> tuple[float, float]:
+    with fast_json():
+        return await _margin_async(url, creds, requests)
 
 
 async def _baseline(url: str, creds: Credentials, requests: int) -> tuple[float, float]:
@@ -90,7 +99,9 @@ def run(mode: Mode) -> Report:
     )
     with FakeServer() as server:
         creds = server.account(borrows=1_000)
-        contenders = {_BASELINE: _baseline, "margin-async": _margin_async}
+        contenders = {_BASELINE: _baseline, _OURS: _margin_async}
+        if FAST_JSON is not None:
+            contenders[_FAST] = _margin_async_fast
         cpu: dict[str, list[float]] = {name: [] for name in contenders}
         wall: dict[str, list[float]] = {name: [] for name in contenders}
         for _ in range(rounds):
@@ -99,11 +110,13 @@ def run(mode: Mode) -> Report:
                 cpu[name].append(c / requests * 1e6)
                 wall[name].append(w / requests * 1e6)
     base = median(cpu[_BASELINE])
-    ratio = float("nan")
+    ratios: dict[str, float] = {}
     for name in contenders:
         value = median(cpu[name])
-        ratio = value / base
-        report.add(name, fmt(value), fmt(median(wall[name])), f"{ratio:.2f}×")
+        ratios[name] = value / base
+        report.add(name, fmt(value), fmt(median(wall[name])), f"{ratios[name]:.2f}×")
+    if FAST_JSON is None:
+        report.add(_FAST, "–", "–", "not installed")
     report.notes.append(
         "Each contender parses the same 50 records: the baseline into dicts (json.loads), "
         "margin-async into frozen attrs models with Decimal amounts."
@@ -111,8 +124,16 @@ def run(mode: Mode) -> Report:
     report.targets.append(
         Target(
             f"margin-async ≤ {_TARGET}× the baseline's client CPU",
-            ratio <= _TARGET,
-            f"{ratio:.2f}×",
+            ratios[_OURS] <= _TARGET,
+            f"{ratios[_OURS]:.2f}×",
+        )
+    )
+    fast = ratios.get(_FAST)
+    report.targets.append(
+        Target(
+            f"with the fast extra: ≤ {_TARGET}× the baseline's client CPU",
+            None if fast is None else fast <= _TARGET,
+            "not installed" if fast is None else f"{fast:.2f}×",
         )
     )
     return report
