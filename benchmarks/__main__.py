@@ -35,6 +35,7 @@ _DISTRIBUTIONS = (
     "python-kucoin",
     "ccxt",
     "pydantic",
+    "msgspec",
 )
 
 
