@@ -23,23 +23,33 @@ __all__ = [
     "interleave",
     "median",
     "optional_import",
+    "stdlib_json",
 ]
 
 #: The ``fast`` extra's reply decoder (msgspec) when it is installed, else ``None``.
 #: Every benchmark measures the default path, the standard library's json, unless a row
 #: says otherwise (inside :func:`fast_json`): the targets are the default path's.
-FAST_JSON: Callable[[bytes], Any] | None = envelope._fast_loads
-envelope._fast_loads = None
+FAST_JSON: Callable[[bytes], Any] | None = envelope._fast_decoder()
 
 
 @contextlib.contextmanager
-def fast_json() -> Iterator[None]:
-    """Decode replies with the ``fast`` extra (msgspec) inside the block."""
-    envelope._fast_loads = FAST_JSON
+def _decoder(decoder: Callable[[bytes], Any] | None) -> Iterator[None]:
+    saved = envelope._fast_loads
+    envelope._fast_loads = decoder
     try:
         yield
     finally:
-        envelope._fast_loads = None
+        envelope._fast_loads = saved
+
+
+def fast_json() -> contextlib.AbstractContextManager[None]:
+    """Decode replies with the ``fast`` extra (msgspec) inside the block."""
+    return _decoder(FAST_JSON)
+
+
+def stdlib_json() -> contextlib.AbstractContextManager[None]:
+    """Decode replies with the standard library's json inside the block (the default)."""
+    return _decoder(None)
 
 
 class Mode(enum.Enum):

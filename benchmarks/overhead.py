@@ -23,7 +23,16 @@ import time
 
 import aiohttp
 
-from benchmarks.common import FAST_JSON, Mode, Report, Target, fast_json, fmt, median
+from benchmarks.common import (
+    FAST_JSON,
+    Mode,
+    Report,
+    Target,
+    fast_json,
+    fmt,
+    median,
+    stdlib_json,
+)
 from benchmarks.server import FakeServer
 from margin_async import Credentials, MarginClient
 
@@ -38,6 +47,11 @@ _FAST = "margin-async + fast extra (msgspec)"
 
 
 async def _margin_async(url: str, creds: Credentials, requests: int) -> tuple[float, float]:
+    with stdlib_json():
+        return await _margin_async_run(url, creds, requests)
+
+
+async def _margin_async_run(url: str, creds: Credentials, requests: int) -> tuple[float, float]:
     async with MarginClient(creds, base_url=url) as client:
         for _ in range(10):  # warm up: connection, budget, caches
             await client.get_borrow_history("USDT", page_size=50)
@@ -50,7 +64,7 @@ async def _margin_async(url: str, creds: Credentials, requests: int) -> tuple[fl
 
 async def _margin_async_fast(url: str, creds: Credentials, requests: int) -> tuple[float, float]:
     with fast_json():
-        return await _margin_async(url, creds, requests)
+        return await _margin_async_run(url, creds, requests)
 
 
 async def _baseline(url: str, creds: Credentials, requests: int) -> tuple[float, float]:

@@ -18,6 +18,12 @@ from margin_async.errors import ProtocolError
 pytest.importorskip("msgspec")
 
 
+@pytest.fixture(autouse=True)
+def _fast_decoder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast extra's decoder, whatever another test left installed."""
+    monkeypatch.setattr(envelope, "_fast_loads", envelope._fast_decoder())
+
+
 def _exactly(value: Any) -> Any:
     """``value`` with every type spelled out (Decimal('1.0') vs Decimal('1.00') vs 1)."""
     if isinstance(value, dict):
