@@ -30,7 +30,6 @@ from test_cli import COMMAND, TIMEOUT, _clean_env
 
 from margin_async import Credentials
 from margin_async.cli import EXIT_INTERRUPTED, EXIT_USAGE
-from margin_async.cli.exchange import sdk_reports_waits
 from margin_async.testing import FakeKuCoin
 
 pyte = pytest.importorskip("pyte")
@@ -244,9 +243,7 @@ async def test_a_wait_for_the_exchange_is_shown_and_an_interrupt_says_the_file_i
         args = ("history", "interest", "--currency", "USDT", "--page-size", "10")
         args += ("--base-url", fake.url, "--timeout", str(10 * TIMEOUT), "-o", "out.csv")
         with terminal(*args, env=_environment(creds), cwd=tmp_path) as term:
-            waiting = r"interest history .* 10/30 records +waiting \d+ s"
-            if sdk_reports_waits():
-                waiting += " for the exchange"
+            waiting = r"interest history .* 10/30 records +waiting \d+ s for the exchange"
             await asyncio.to_thread(term.wait_for, lambda: term.shows(waiting), "a wait shown")
             term.process.send_signal(signal.SIGINT)
             assert await asyncio.to_thread(term.finish) == EXIT_INTERRUPTED, term.text()
@@ -258,11 +255,6 @@ async def test_a_wait_for_the_exchange_is_shown_and_an_interrupt_says_the_file_i
     assert len((tmp_path / "out.csv").read_text().splitlines()) == 1 + 10
 
 
-@pytest.mark.skipif(
-    not sdk_reports_waits(),
-    reason="the SDK has no MarginClient(on_wait=...) yet: the CLI cannot know when or how "
-    "long a request waits for the rate-limit budget",
-)
 async def test_a_rate_limit_wait_is_shown_with_its_length() -> None:
     # One page (weight 20) per 3-second window: the later pages wait for the next ones.
     async with FakeKuCoin(rate_limit_quota=30, rate_limit_window_ms=3000) as fake:

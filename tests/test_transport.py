@@ -215,8 +215,9 @@ def test_only_the_transport_imports_aiohttp_client() -> None:
 
 def test_no_import_cycles() -> None:
     modules = _modules()
+    # Type-only imports count too: a cycle through them is still a tangle to read.
     graph = {
-        name: {i for i in _imports(tree, runtime_only=True) if i in modules and i != name}
+        name: {i for i in _imports(tree, runtime_only=False) if i in modules and i != name}
         for name, tree in modules.items()
     }
     state: dict[str, int] = {}

@@ -19,7 +19,6 @@ from margin_async import (
     ResponseEvent,
     __version__,
 )
-from margin_async.cli.exchange import wait_hooks
 from margin_async.cli.output import open_output, show_rows
 from margin_async.cli.parser import Commands, at_least
 from margin_async.cli.progress import Display
@@ -107,7 +106,7 @@ async def _run(args: argparse.Namespace, state: RunState) -> None:
                 "interest records of USDT.\n\n"
             )
             async with MarginClient(
-                creds, base_url=fake.url, on_response=count, **wait_hooks(display.waiting)
+                creds, base_url=fake.url, on_response=count, on_wait=display.waiting
             ) as client:
                 loan = await client.borrow("USDT", Decimal("1000"), "IOC")
                 fake.accrue_interest(creds.api_key, hours=24)

@@ -5,34 +5,27 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
-import inspect
 import os
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
-from margin_async import DEFAULT_BASE_URL, Credentials, MarginClient, RetryPolicy, ValidationError
+from margin_async import (
+    DEFAULT_BASE_URL,
+    Credentials,
+    MarginClient,
+    RetryPolicy,
+    ValidationError,
+    WaitEvent,
+)
 from margin_async.cli.credentials import credentials
 from margin_async.cli.errors import UsageError
 from margin_async.cli.parser import ENV_BASE_URL
 from margin_async.cli.sandbox import SANDBOX_BORROWS, sandbox_account
 from margin_async.cli.state import RunState
 
-__all__ = ["WaitHook", "open_client", "sdk_reports_waits", "wait_hooks"]
+__all__ = ["WaitHook", "open_client"]
 
 #: Called when a request starts waiting (the SDK's ``on_wait``; see ``progress.Display``).
-WaitHook = Callable[[Any], None]
-
-
-@functools.cache
-def sdk_reports_waits() -> bool:
-    """Whether this SDK's ``MarginClient`` takes ``on_wait`` (it reports its waits)."""
-    return "on_wait" in inspect.signature(MarginClient).parameters
-
-
-def wait_hooks(on_wait: WaitHook | None) -> dict[str, Any]:
-    """``MarginClient`` keyword arguments for ``on_wait``: none for an SDK without it."""
-    return {"on_wait": on_wait} if on_wait is not None and sdk_reports_waits() else {}
+WaitHook = Callable[[WaitEvent], None]
 
 
 @contextlib.asynccontextmanager
@@ -44,8 +37,8 @@ async def open_client(
     The base URL is ``--base-url``, else the credentials file's ``MARGIN_ASYNC_BASE_URL``
     (a saved ``margin-async sandbox`` output), else ``$MARGIN_ASYNC_BASE_URL``, else the
     real exchange. ``--attempts``, ``--timeout`` and the base URL are judged by the SDK; a
-    refusal of the base URL names where it came from. ``on_wait`` is given to an SDK
-    that reports its waits (:func:`sdk_reports_waits`), and left out otherwise.
+    refusal of the base URL names where it came from. ``on_wait`` is the SDK's
+    hook for waits (rate limit, backoff).
     """
     if not args.sandbox:
         creds, file_url = credentials(args, state)
@@ -92,7 +85,7 @@ async def _client(
             retry=RetryPolicy(attempts=args.attempts),
             timeout=args.timeout,
             label=label,
-            **wait_hooks(on_wait),
+            on_wait=on_wait,
         )
     except ValidationError as exc:
         if exc.argument != "base_url":

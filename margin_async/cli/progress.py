@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Protocol, TextIO
 
 import attrs
 
-from margin_async.cli.exchange import sdk_reports_waits
 from margin_async.cli.extra import NOTE, has_rich, needs_rich
 from margin_async.cli.state import RunState
 
@@ -100,9 +99,8 @@ class Stream:
         # Since the last page, or the end of the last announced wait, whichever is later.
         idle = now - max(self.last, wait.until)
         if idle >= _SLOW_S:
-            # An SDK that reports its own waits leaves only the exchange to wait for.
-            cause = " for the exchange" if sdk_reports_waits() else ""
-            return f"waiting {math.floor(idle)} s{cause}"
+            # The SDK reports its own waits (on_wait): what is left is the exchange.
+            return f"waiting {math.floor(idle)} s for the exchange"
         elapsed = now - self.started
         rate = self.records / elapsed if elapsed > 0 else 0.0
         return f"{rate:,.0f} records/s"
