@@ -26,8 +26,7 @@ from margin_async.errors import ProtocolError
 from margin_async.follow import FollowCursor, Follower, Window, created_ms, record_key
 from margin_async.models import Page
 from margin_async.pagination import InFlight, PageFetcher, Paginator, WalkGroup, check_page
-from margin_async.reconcile import CLOCK_TOLERANCE_MS
-from margin_async.session import Session, Timing
+from margin_async.session import CLOCK_TOLERANCE_MS, Session, Timing
 
 __all__ = ["close_walks", "history_walk"]
 

@@ -35,7 +35,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from margin_async.convert import structure
 from margin_async.endpoints._params import HistoryFilter, HistorySpec, Movement
 from margin_async.errors import MarginError, OutcomeUnknownError, ProtocolError
-from margin_async.session import Exposure, NotKuCoinError, Session
+from margin_async.session import CLOCK_TOLERANCE_MS, Exposure, NotKuCoinError, Session
 
 __all__ = [
     "CLOCK_TOLERANCE_MS",
@@ -47,8 +47,6 @@ __all__ = [
 
 _log = logging.getLogger("margin_async")
 
-#: How far before our send time an order of ours may be stamped, ms.
-CLOCK_TOLERANCE_MS = 5_000
 # How long an identical movement with an unknown outcome makes a match ambiguous, ms: its
 # order, if it was applied, bears a time near its own sending.
 _UNKNOWN_SHADOW_MS = 60_000

@@ -58,6 +58,9 @@ _QUERY_SAFE = "-_.~,"
 # 2001-09-09 .. 2286-11-20: anything outside is not a server clock in milliseconds.
 _EPOCH_MS_RANGE = (10**12, 10**13)
 _SUCCESS = "200000"
+#: How far the exchange lets a request's timestamp be from its clock (400002 beyond), ms:
+#: so a clock we have not corrected is off by at most this much.
+CLOCK_TOLERANCE_MS = 5_000
 
 # Keys and values made only of characters quote() leaves alone need no quoting (the usual
 # case: codes, numbers, camelCase names); the result is the same string either way.
