@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from benchmarks import accounts, memory, overhead, parsing, quota, streaming
+from benchmarks import accounts, memory, overhead, parsing, quota, streaming, sync
 from benchmarks.common import Mode, Report, stdlib_json
 
 BENCHMARKS: dict[str, Callable[[Mode], Report]] = {
@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, Callable[[Mode], Report]] = {
     "quota": quota.run,
     "memory": memory.run,
     "accounts": accounts.run,
+    "sync": sync.run,
 }
 _DISTRIBUTIONS = (
     "margin-async",
