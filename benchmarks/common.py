@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from margin_async import envelope
+from margin_async import _envelope as envelope
 
 __all__ = [
     "FAST_JSON",

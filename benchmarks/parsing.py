@@ -24,9 +24,9 @@ from typing import Any
 
 from benchmarks.common import FAST_JSON, Mode, Report, Target, fmt, median, optional_import
 from benchmarks.payload import borrow_page
-from margin_async.convert import structure
-from margin_async.envelope import loads_stdlib
-from margin_async.models import BorrowOrder, Page
+from margin_async._convert import structure
+from margin_async._envelope import loads_stdlib
+from margin_async._models import BorrowOrder, Page
 
 __all__ = ["run"]
 

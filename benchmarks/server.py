@@ -35,7 +35,7 @@ from typing import Any
 
 from aiohttp import web
 
-from margin_async.auth import Credentials
+from margin_async._auth import Credentials
 from margin_async.testing import FakeKuCoin
 
 __all__ = ["FakeServer", "main"]

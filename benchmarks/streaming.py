@@ -23,7 +23,7 @@ from benchmarks import peers
 from benchmarks.common import Mode, Report, Target, fmt, median, optional_import
 from benchmarks.server import FakeServer
 from margin_async import Credentials, MarginClient
-from margin_async.client import DEFAULT_PREFETCH
+from margin_async._client import DEFAULT_PREFETCH
 
 __all__ = ["run"]
 

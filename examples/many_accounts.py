@@ -23,8 +23,7 @@ from pathlib import Path
 
 from _script import run_example
 
-from margin_async import Credentials
-from margin_async.pool import AccountError, AccountPool
+from margin_async import AccountError, AccountPool, Credentials
 
 
 def load_accounts(path: str | None) -> dict[str, Credentials]:

@@ -22,8 +22,7 @@ from typing import TextIO
 
 from _script import run_example
 
-from margin_async import Credentials, MarginClient
-from margin_async.convert import to_dict
+from margin_async import Credentials, MarginClient, to_dict
 
 
 @contextlib.asynccontextmanager

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 from margin_async._version import __version__
 
 if TYPE_CHECKING:
-    from margin_async.auth import Credentials
-    from margin_async.client import MarginClient
-    from margin_async.convert import to_dict
-    from margin_async.errors import (
+    from margin_async._auth import Credentials
+    from margin_async._client import MarginClient
+    from margin_async._convert import to_dict
+    from margin_async._errors import (
         ApiError,
         AuthenticationError,
         ClientClosedError,
@@ -27,9 +27,9 @@ if TYPE_CHECKING:
         TransportError,
         ValidationError,
     )
-    from margin_async.events import ResponseEvent, WaitEvent
-    from margin_async.follow import FollowCursor, Follower
-    from margin_async.models import (
+    from margin_async._events import ResponseEvent, WaitEvent
+    from margin_async._follow import FollowCursor, Follower
+    from margin_async._models import (
         BorrowOrder,
         BorrowResult,
         InterestRecord,
@@ -39,10 +39,10 @@ if TYPE_CHECKING:
         RepayResult,
         TimeInForce,
     )
-    from margin_async.pagination import Paginator
-    from margin_async.pool import AccountError, AccountPool, AccountRecord
-    from margin_async.retry import RetryPolicy
-    from margin_async.session import DEFAULT_BASE_URL
+    from margin_async._pagination import Paginator
+    from margin_async._pool import AccountError, AccountPool, AccountRecord
+    from margin_async._retry import RetryPolicy
+    from margin_async._session import DEFAULT_BASE_URL
     from margin_async.types import Amount, CurrencyArg, TimeArg
 
 __all__ = [
@@ -89,9 +89,9 @@ __all__ = [
 # margin-async is installed, and importing any submodule runs this file first, so it
 # must not import aiohttp. `from margin_async import MarginClient` works as before.
 _HOMES: dict[str, str] = {
-    "Credentials": "margin_async.auth",
-    "MarginClient": "margin_async.client",
-    "to_dict": "margin_async.convert",
+    "Credentials": "margin_async._auth",
+    "MarginClient": "margin_async._client",
+    "to_dict": "margin_async._convert",
     **dict.fromkeys(
         [
             "ApiError",
@@ -106,12 +106,12 @@ _HOMES: dict[str, str] = {
             "TransportError",
             "ValidationError",
         ],
-        "margin_async.errors",
+        "margin_async._errors",
     ),
-    "ResponseEvent": "margin_async.events",
-    "WaitEvent": "margin_async.events",
-    "FollowCursor": "margin_async.follow",
-    "Follower": "margin_async.follow",
+    "ResponseEvent": "margin_async._events",
+    "WaitEvent": "margin_async._events",
+    "FollowCursor": "margin_async._follow",
+    "Follower": "margin_async._follow",
     **dict.fromkeys(
         [
             "BorrowOrder",
@@ -123,14 +123,14 @@ _HOMES: dict[str, str] = {
             "RepayResult",
             "TimeInForce",
         ],
-        "margin_async.models",
+        "margin_async._models",
     ),
-    "Paginator": "margin_async.pagination",
-    "AccountError": "margin_async.pool",
-    "AccountPool": "margin_async.pool",
-    "AccountRecord": "margin_async.pool",
-    "RetryPolicy": "margin_async.retry",
-    "DEFAULT_BASE_URL": "margin_async.session",
+    "Paginator": "margin_async._pagination",
+    "AccountError": "margin_async._pool",
+    "AccountPool": "margin_async._pool",
+    "AccountRecord": "margin_async._pool",
+    "RetryPolicy": "margin_async._retry",
+    "DEFAULT_BASE_URL": "margin_async._session",
     "Amount": "margin_async.types",
     "CurrencyArg": "margin_async.types",
     "TimeArg": "margin_async.types",

@@ -32,9 +32,9 @@ import aiohttp
 import attrs
 from yarl import URL
 
+from margin_async._errors import ClientClosedError, ProtocolError, ValidationError
+from margin_async._retry import Failure
 from margin_async._version import __version__
-from margin_async.errors import ClientClosedError, ProtocolError, ValidationError
-from margin_async.retry import Failure
 
 __all__ = [
     "AiohttpTransport",

@@ -9,7 +9,7 @@ import pytest
 from aioresponses import aioresponses
 from aioresponses_compat import install as _install_aioresponses_compat
 
-from margin_async.auth import Credentials
+from margin_async._auth import Credentials
 from margin_async.testing import FakeKuCoin
 
 # aioresponses cannot build responses on aiohttp 3.14 without this (see the module).

@@ -1,7 +1,7 @@
-"""A minimal KuCoin signer and sender, independent of margin_async.auth.
+"""A minimal KuCoin signer and sender, independent of margin_async._auth.
 
 FakeKuCoin's checks are driven over loopback with this code, which shares nothing with the
-SDK's signer: a mistake in margin_async.auth cannot hide the same mistake in the fake.
+SDK's signer: a mistake in margin_async._auth cannot hide the same mistake in the fake.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import aiohttp
 import yarl
 
 if TYPE_CHECKING:
-    from margin_async.auth import Credentials
+    from margin_async._auth import Credentials
     from margin_async.testing import FakeKuCoin
 
 

@@ -19,7 +19,7 @@ import json
 import os
 import sys
 
-import margin_async.sync.command as command
+import margin_async.sync._command as command
 import margin_async.testing  # noqa: F401 - imported once here, not in every child
 
 with contextlib.suppress(ImportError):  # the SQLite tests need no driver

@@ -15,7 +15,7 @@ from helpers import (
 )
 from kucoin_wire import b64hmac
 
-from margin_async.auth import Credentials, sign, sign_passphrase, signed_headers
+from margin_async._auth import Credentials, sign, sign_passphrase, signed_headers
 
 
 def test_signed_passphrase_golden() -> None:

@@ -41,7 +41,7 @@ TASKS = 5
 
 @pytest.fixture(autouse=True)
 def fast_reconcile(monkeypatch: pytest.MonkeyPatch) -> None:
-    import margin_async.reconcile as reconcile
+    import margin_async._reconcile as reconcile
 
     real = reconcile.find_order
 
@@ -49,7 +49,7 @@ def fast_reconcile(monkeypatch: pytest.MonkeyPatch) -> None:
         kwargs["interval"] = 0.01
         return await real(*args, **kwargs)
 
-    monkeypatch.setattr("margin_async.reconcile.find_order", quick)
+    monkeypatch.setattr("margin_async._reconcile.find_order", quick)
 
 
 async def test_chaos_never_counts_an_application_twice_or_misses_one() -> None:

@@ -40,6 +40,7 @@ from margin_async import (
     TransportError,
     ValidationError,
 )
+from margin_async._request import Request
 from margin_async.cli import (
     EXIT_API,
     EXIT_AUTH,
@@ -50,13 +51,12 @@ from margin_async.cli import (
     exit_code,
     main,
 )
-from margin_async.cli.credentials import load_credentials_file
-from margin_async.cli.history import time_arg
-from margin_async.cli.output import CsvWriter, JsonLinesWriter
-from margin_async.cli.sink import Sink
-from margin_async.cli.table import TableWriter
-from margin_async.cli.values import cell
-from margin_async.request import Request
+from margin_async.cli._credentials import load_credentials_file
+from margin_async.cli._history import time_arg
+from margin_async.cli._output import CsvWriter, JsonLinesWriter
+from margin_async.cli._sink import Sink
+from margin_async.cli._table import TableWriter
+from margin_async.cli._values import cell
 
 _EXE = shutil.which("margin-async")
 #: The installed console script when there is one, else the module (same code).

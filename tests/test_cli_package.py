@@ -18,7 +18,7 @@ from test_cli import TIMEOUT, _clean_env, jsonl, run
 
 import margin_async
 import margin_async.cli
-import margin_async.sync.command
+import margin_async.sync._command
 import margin_async.testing
 from margin_async.cli import EXIT_OK, EXIT_USAGE
 
@@ -29,7 +29,7 @@ PUBLIC = {
     "margin_async": set(margin_async.__all__),
     "margin_async.testing": set(margin_async.testing.__all__),
     # The sync command lives with the mirror; cli/sync.py only mounts it.
-    "margin_async.sync.command": set(margin_async.sync.command.__all__),
+    "margin_async.sync._command": set(margin_async.sync._command.__all__),
 }
 
 
@@ -68,17 +68,17 @@ def test_cli_imports_only_public_names(path: Path) -> None:
 def test_the_import_check_sees_private_imports(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text(
-        "from margin_async.session import DEFAULT_BASE_URL\n"
+        "from margin_async._session import DEFAULT_BASE_URL\n"
         "from margin_async import _version\n"
-        "from ..errors import ValidationError\n"
+        "from .._errors import ValidationError\n"
         "from .output import plain\n"
-        "import margin_async.convert\n"
+        "import margin_async._convert\n"
     )
     assert [(m, n) for m, n, _ in _sdk_imports(bad)] == [
-        ("margin_async.session", ["DEFAULT_BASE_URL"]),
+        ("margin_async._session", ["DEFAULT_BASE_URL"]),
         ("margin_async", ["_version"]),
-        ("margin_async.errors", ["ValidationError"]),
-        ("margin_async.convert", []),
+        ("margin_async._errors", ["ValidationError"]),
+        ("margin_async._convert", []),
     ]
 
 
@@ -104,8 +104,8 @@ def test_a_subcommand_registered_from_another_module() -> None:
         import sys
         from margin_async import ValidationError
         from margin_async.cli import main
-        from margin_async.cli.app import COMMANDS
-        from margin_async.cli.errors import Arg
+        from margin_async.cli._app import COMMANDS
+        from margin_async.cli._errors import Arg
 
         async def run(args, state):
             if args.limit < 10:

@@ -123,7 +123,7 @@ def test_log_records_are_scrubbed_in_process(capsys: pytest.CaptureFixture[str])
     # scrubbing handler as margin_async's log while a command runs.
     import logging
 
-    from margin_async.cli.state import RunState, logging_to_stderr
+    from margin_async.cli._state import RunState, logging_to_stderr
 
     state = RunState()
     state.add_credentials(CREDS)

@@ -22,11 +22,11 @@ from margin_async import (
     RepayOrder,
     RepayResult,
 )
+from margin_async._endpoints import _kwargs as kw
+from margin_async._endpoints import _params as p
+from margin_async._endpoints import borrow, interest, leverage, repay, server_time
+from margin_async._request import Request, Safety
 from margin_async._transport import HttpRequest, HttpResponse, MemoryTransport
-from margin_async.endpoints import _kwargs as kw
-from margin_async.endpoints import _params as p
-from margin_async.endpoints import borrow, interest, leverage, repay, server_time
-from margin_async.request import Request, Safety
 
 # -- declarations -----------------------------------------------------------------------
 

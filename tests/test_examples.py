@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 HAS_PANDAS = importlib.util.find_spec("pandas") is not None
-#: What ``margin-async`` exits with when its reader goes away (margin_async/cli/errors.py).
+#: What ``margin-async`` exits with when its reader goes away (margin_async/cli/_errors.py).
 EXIT_BROKEN_PIPE = 141
 #: The scripts (``_script.py`` is their shared ending, not an example).
 SCRIPTS = sorted(p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("_"))

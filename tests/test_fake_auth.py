@@ -14,9 +14,9 @@ import yarl
 from helpers import GOLDEN_TIMESTAMP, GOLDEN_VECTORS, PASSPHRASE, SECRET, SIGNED_PASSPHRASE
 from kucoin_wire import b64hmac, call, kc_headers, send
 
-from margin_async.auth import Credentials
+from margin_async._auth import Credentials
 from margin_async.testing import FakeKuCoin
-from margin_async.testing.auth import hmac_b64, prehash
+from margin_async.testing._auth import hmac_b64, prehash
 
 HISTORY = "/api/v3/margin/borrow?currency=USDT"
 

@@ -11,7 +11,7 @@ import pytest
 import yarl
 from kucoin_wire import call, kc_headers
 
-from margin_async.auth import Credentials
+from margin_async._auth import Credentials
 from margin_async.testing import FakeKuCoin
 
 BORROW = "/api/v3/margin/borrow"

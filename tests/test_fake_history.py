@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from kucoin_wire import call
 
-from margin_async.auth import Credentials
+from margin_async._auth import Credentials
 from margin_async.testing import FakeKuCoin
 
 BORROW = "/api/v3/margin/borrow"

@@ -22,7 +22,7 @@ import aiohttp
 import pytest
 from kucoin_wire import b64hmac, call, kc_headers, send
 
-from margin_async.auth import Credentials
+from margin_async._auth import Credentials
 from margin_async.testing import FakeKuCoin
 
 BORROW = "/api/v3/margin/borrow"

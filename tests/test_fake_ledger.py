@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 from kucoin_wire import call
 
-from margin_async.auth import Credentials
+from margin_async._auth import Credentials
 from margin_async.testing import FakeKuCoin, LedgerEntry
 
 BORROW = "/api/v3/margin/borrow"

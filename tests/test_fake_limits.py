@@ -14,9 +14,9 @@ import aiohttp
 import pytest
 from kucoin_wire import b64hmac, call, kc_headers, send
 
-from margin_async.auth import Credentials
+from margin_async._auth import Credentials
 from margin_async.testing import FakeKuCoin
-from margin_async.testing import server as fake_server
+from margin_async.testing import _server as fake_server
 
 BORROW = "/api/v3/margin/borrow"
 HISTORY = "/api/v3/margin/borrow?currency=USDT"

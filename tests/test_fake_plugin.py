@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 
 from margin_async import MarginClient
-from margin_async.auth import Credentials
+from margin_async._auth import Credentials
 from margin_async.testing import FakeKuCoin
 
 # Imported so this module can use the fixtures whether or not the package is installed

@@ -13,7 +13,7 @@ from helpers import capture_logs
 from scripted_history import History, Query, interest, now_ms
 
 from margin_async import Credentials, MarginClient, ValidationError
-from margin_async.follow import FollowCursor, record_key
+from margin_async._follow import FollowCursor, record_key
 from margin_async.testing import FakeKuCoin
 
 T = TypeVar("T")

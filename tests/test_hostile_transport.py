@@ -117,7 +117,7 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
         perf_counter=time.perf_counter,
         time_ns=time.time_ns,
     )
-    for module in ("margin_async.session", "margin_async.ratelimit"):
+    for module in ("margin_async._session", "margin_async._ratelimit"):
         monkeypatch.setattr(f"{module}.asyncio.sleep", sleep)
         monkeypatch.setattr(f"{module}.time", clock)
     return delays
@@ -274,7 +274,7 @@ async def test_a_large_error_page_is_cut_to_a_short_excerpt(
 
 
 def test_a_short_secret_does_not_garble_messages() -> None:
-    from margin_async.redact import REDACTED, Redactor
+    from margin_async._redact import REDACTED, Redactor
 
     redact = Redactor(["s", "pass", "longer-secret"])
     assert redact("margin-async sees pass and longer-secret") == (

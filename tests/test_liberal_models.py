@@ -43,10 +43,10 @@ from margin_async import (
     RepayOrder,
     RepayResult,
     ValidationError,
-    convert,
     to_dict,
 )
-from margin_async.convert import page_server_time, structure
+from margin_async import _convert as convert
+from margin_async._convert import page_server_time, structure
 
 #: A page of interest history as captured from the live API: no ``data.timestamp``.
 LIVE_INTEREST_PAGE = {

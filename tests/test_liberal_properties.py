@@ -29,9 +29,9 @@ from margin_async import (
     ProtocolError,
     RepayOrder,
     RepayResult,
-    convert,
 )
-from margin_async.convert import structure
+from margin_async import _convert as convert
+from margin_async._convert import structure
 
 SETTINGS = settings(derandomize=True, database=None, deadline=None, max_examples=150)
 

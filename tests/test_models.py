@@ -32,9 +32,9 @@ from margin_async import (
     RepayOrder,
     RepayResult,
     TimeInForce,
-    convert,
 )
-from margin_async.convert import structure, to_dict, wire_name
+from margin_async import _convert as convert
+from margin_async._convert import structure, to_dict, wire_name
 
 
 def _borrow_order(**overrides: Any) -> BorrowOrder:

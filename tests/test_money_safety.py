@@ -45,7 +45,7 @@ BORROW_ROUTE = "POST " + BORROW_PATH
 @pytest.fixture(autouse=True)
 def fast_reconcile(monkeypatch: pytest.MonkeyPatch) -> None:
     """History reads of a reconciliation without the half-second pauses."""
-    import margin_async.reconcile as reconcile
+    import margin_async._reconcile as reconcile
 
     real = reconcile.find_order
 
@@ -53,7 +53,7 @@ def fast_reconcile(monkeypatch: pytest.MonkeyPatch) -> None:
         kwargs["interval"] = 0.01
         return await real(*args, **kwargs)
 
-    monkeypatch.setattr("margin_async.reconcile.find_order", quick)
+    monkeypatch.setattr("margin_async._reconcile.find_order", quick)
 
 
 async def wait_until(condition: Callable[[], bool]) -> None:

@@ -52,3 +52,31 @@ def test_the_docs_extra_has_what_mkdocs_yml_uses() -> None:
     config = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
     assert "name: material" in config
     assert "- mkdocstrings:" in config
+
+
+#: The public modules (DESIGN.md): what ``margin_async`` and ``margin_async.testing``
+#: export, the public type aliases, the mirror's API, the console script's package and
+#: the pytest plugin's entry point. Everything else is private by name.
+PUBLIC_MODULES = {
+    "margin_async",
+    "margin_async.types",
+    "margin_async.testing",
+    "margin_async.testing.pytest_plugin",
+    "margin_async.sync",
+    "margin_async.sync.__main__",
+    "margin_async.cli",
+    "margin_async.cli.__main__",
+}
+
+
+def test_every_other_module_is_private_by_name() -> None:
+    package = ROOT / "margin_async"
+    public = []
+    for path in package.rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        name = ".".join(parts)
+        if not any(part.startswith("_") and part != "__main__" for part in parts[1:]):
+            public.append(name)
+    assert sorted(public) == sorted(PUBLIC_MODULES)

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from margin_async import envelope
-from margin_async.envelope import decode, loads, loads_stdlib
-from margin_async.errors import ProtocolError
+from margin_async import _envelope as envelope
+from margin_async._envelope import decode, loads, loads_stdlib
+from margin_async._errors import ProtocolError
 
 pytest.importorskip("msgspec")
 

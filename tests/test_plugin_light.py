@@ -15,7 +15,7 @@ import textwrap
 from pathlib import Path
 
 #: Modules that loading the plugin must not import.
-HEAVY = ("aiohttp", "margin_async.client", "margin_async.session", "margin_async.testing.server")
+HEAVY = ("aiohttp", "margin_async._client", "margin_async._session", "margin_async.testing._server")
 
 _REPORT = """
 import json, sys
@@ -79,7 +79,7 @@ def test_the_fakes_package_still_exports_its_names() -> None:
             import margin_async.testing as testing
             from margin_async.testing import FakeKuCoin, FakeStats, FaultKind
             from margin_async.testing import InterestCharge, LedgerEntry
-            from margin_async.testing.server import FakeKuCoin as Home
+            from margin_async.testing._server import FakeKuCoin as Home
             assert FakeKuCoin is Home and testing.FakeKuCoin is Home
             assert set(testing.__all__) <= set(dir(testing))
             try:
@@ -91,7 +91,7 @@ def test_the_fakes_package_still_exports_its_names() -> None:
             """
         )
     )
-    assert "margin_async.testing.server" in loaded
+    assert "margin_async.testing._server" in loaded
 
 
 def test_a_pytest_run_that_uses_no_fixture_imports_nothing_heavy(tmp_path: Path) -> None:

@@ -10,11 +10,11 @@ from decimal import Decimal
 import pytest
 
 from margin_async import Credentials, MarginClient, RetryPolicy
-from margin_async.errors import AuthenticationError, ClientClosedError, ValidationError
-from margin_async.events import ResponseEvent
-from margin_async.models import BorrowOrder, InterestRecord
-from margin_async.pagination import Paginator
-from margin_async.pool import AccountError, AccountPool, AccountRecord, PoolError
+from margin_async._errors import AuthenticationError, ClientClosedError, ValidationError
+from margin_async._events import ResponseEvent
+from margin_async._models import BorrowOrder, InterestRecord
+from margin_async._pagination import Paginator
+from margin_async._pool import AccountError, AccountPool, AccountRecord, PoolError
 from margin_async.testing import FakeKuCoin
 
 ONCE = RetryPolicy(attempts=1)

@@ -13,10 +13,10 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from margin_async import BorrowOrder, TimeInForce, ValidationError
-from margin_async.endpoints import _params as p
-from margin_async.endpoints.borrow import borrow_request
-from margin_async.endpoints.leverage import leverage_request
-from margin_async.endpoints.repay import repay_request
+from margin_async._endpoints import _params as p
+from margin_async._endpoints.borrow import borrow_request
+from margin_async._endpoints.leverage import leverage_request
+from margin_async._endpoints.repay import repay_request
 
 # Deterministic: the same examples on every run and machine, no example database.
 SETTINGS = settings(derandomize=True, database=None, deadline=None, max_examples=300)

@@ -9,7 +9,7 @@ import asyncio
 
 import pytest
 
-from margin_async.ratelimit import RateBudget
+from margin_async._ratelimit import RateBudget
 
 
 def h(limit: int | str, remaining: int | str, reset: int | str) -> dict[str, str]:
@@ -122,7 +122,7 @@ async def test_an_absurd_reset_is_believed_only_up_to_the_window(reset: int) -> 
 async def test_a_wait_past_the_deadline_fails_at_once() -> None:
     import time
 
-    from margin_async.ratelimit import BudgetExhausted
+    from margin_async._ratelimit import BudgetExhausted
 
     b = RateBudget()
     b.observe(h(4000, 0, 20_000))

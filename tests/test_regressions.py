@@ -102,7 +102,7 @@ async def test_a_429_without_a_reset_backs_off(
         delays.append(seconds)
         await real_sleep(0)
 
-    monkeypatch.setattr("margin_async.session.asyncio.sleep", sleep)
+    monkeypatch.setattr("margin_async._session.asyncio.sleep", sleep)
     mock.get(
         BASE + "/api/v3/margin/interest?currentPage=1&pageSize=50",
         status=429,

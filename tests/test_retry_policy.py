@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from margin_async import RetryPolicy
-from margin_async.request import Request, Safety
-from margin_async.retry import Failure
+from margin_async._request import Request, Safety
+from margin_async._retry import Failure
 
 READ = Request("GET", "/api/v3/margin/borrow", (("currency", "USDT"),), weight=15)
 MONEY = Request("POST", "/api/v3/margin/borrow", body=b"{}", weight=15, safety=Safety.MONEY)
@@ -39,7 +39,7 @@ def test_jitter_draws_uniformly_up_to_the_bound(monkeypatch: pytest.MonkeyPatch)
         drawn.append((low, high))
         return high / 2
 
-    monkeypatch.setattr("margin_async.retry.random.uniform", uniform)
+    monkeypatch.setattr("margin_async._retry.random.uniform", uniform)
     policy = RetryPolicy(base_delay=1.0, max_delay=3.0)
     assert [policy.delay(n) for n in (1, 2, 3)] == [0.5, 1.0, 1.5]
     assert drawn == [(0, 1.0), (0, 2.0), (0, 3.0)]
@@ -75,9 +75,9 @@ def test_may_resend_matrix(request_: Request, failure: Failure, allowed: bool) -
 
 
 def test_endpoint_safety() -> None:
-    from margin_async.endpoints.borrow import HISTORY, borrow_request
-    from margin_async.endpoints.leverage import leverage_request
-    from margin_async.endpoints.repay import repay_request
+    from margin_async._endpoints.borrow import HISTORY, borrow_request
+    from margin_async._endpoints.leverage import leverage_request
+    from margin_async._endpoints.repay import repay_request
 
     assert borrow_request("USDT", "1", "IOC").request.safety is Safety.MONEY
     assert repay_request("USDT", "1").request.safety is Safety.MONEY
@@ -86,7 +86,7 @@ def test_endpoint_safety() -> None:
 
 
 def _filters():  # type: ignore[no-untyped-def]
-    from margin_async.endpoints._params import HistoryFilter
+    from margin_async._endpoints._params import HistoryFilter
 
     return HistoryFilter(currency="USDT")
 

@@ -41,9 +41,9 @@ from margin_async import (
     RetryPolicy,
     ValidationError,
 )
-from margin_async import reconcile as _reconcile
-from margin_async.endpoints.borrow import borrow_request
-from margin_async.endpoints.leverage import leverage_request
+from margin_async import _reconcile as _reconcile
+from margin_async._endpoints.borrow import borrow_request
+from margin_async._endpoints.leverage import leverage_request
 
 SECRETS = (SECRET, PASSPHRASE, SIGNED_PASSPHRASE)
 
@@ -51,7 +51,7 @@ SECRETS = (SECRET, PASSPHRASE, SIGNED_PASSPHRASE)
 @pytest.fixture(autouse=True)
 def fast_reconcile(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        "margin_async.reconcile.find_order",
+        "margin_async._reconcile.find_order",
         functools.partial(_reconcile.find_order, interval=0),
         raising=False,
     )

@@ -47,7 +47,7 @@ from margin_async import (
     TimestampError,
     TransportError,
 )
-from margin_async import reconcile as _reconcile
+from margin_async import _reconcile as _reconcile
 
 HTML_502 = b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
 BORROWED = ok({"orderNo": "B-1", "actualSize": "10"})
@@ -57,7 +57,7 @@ BORROWED = ok({"orderNo": "B-1", "actualSize": "10"})
 def fast_reconcile(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Reconciliation rereads history 0.5 s apart; no need to wait in unit tests."""
     monkeypatch.setattr(
-        "margin_async.reconcile.find_order",
+        "margin_async._reconcile.find_order",
         functools.partial(_reconcile.find_order, interval=0),
         raising=False,
     )

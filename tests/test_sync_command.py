@@ -19,7 +19,7 @@ from sync_helpers import SYNC, clean_env, query, run_sync
 
 from margin_async import Credentials
 from margin_async.sync import AccountSpec, SyncConfigError, load_accounts, load_credentials_file
-from margin_async.sync.command import add_arguments, exit_code, main, register
+from margin_async.sync._command import add_arguments, exit_code, main, register
 from margin_async.testing import FakeKuCoin
 
 SECRET = "s3cr3t-never-printed"
@@ -46,7 +46,7 @@ def test_sandbox_once_is_quiet_when_piped(tmp_path: Path) -> None:
 
 
 async def test_run_reports_the_credentials_it_reads(tmp_path: Path) -> None:
-    from margin_async.sync.command import build_parser, run
+    from margin_async.sync._command import build_parser, run
 
     argv = ["sync", "--sandbox", "--db", f"sqlite:///{tmp_path / 'm.db'}", "--once"]
     args = build_parser().parse_args([*argv, "--sandbox-records", "10", "--no-progress"])

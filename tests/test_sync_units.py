@@ -29,10 +29,10 @@ from margin_async import (
     TransportError,
 )
 from margin_async.sync import AccountSpec, Headroom, Mirror, StreamKey, SyncConfigError, open_store
+from margin_async.sync._command import main
 from margin_async.sync._mirror import _check
 from margin_async.sync._rows import Row
 from margin_async.sync._sqlite import SQLiteStore
-from margin_async.sync.command import main
 from margin_async.testing import FakeKuCoin
 
 USDT = AccountSpec(currencies=["USDT"])

@@ -19,10 +19,13 @@ import pytest
 from test_cli import COMMAND, TIMEOUT, _clean_env, free_port, jsonl
 from test_terminal import WITHOUT_RICH
 
-from margin_async.cli import EXIT_NETWORK, EXIT_OK, EXIT_USAGE, extra, main, output, progress
-from margin_async.cli.credentials import load_credentials_file
-from margin_async.cli.errors import in_words
-from margin_async.cli.progress import Display
+from margin_async.cli import EXIT_NETWORK, EXIT_OK, EXIT_USAGE, main
+from margin_async.cli import _extra as extra
+from margin_async.cli import _output as output
+from margin_async.cli import _progress as progress
+from margin_async.cli._credentials import load_credentials_file
+from margin_async.cli._errors import in_words
+from margin_async.cli._progress import Display
 
 SUBCOMMANDS = ("borrow", "repay", "leverage", "history", "sandbox", "demo")
 

@@ -16,6 +16,7 @@ from helpers import GOLDEN_TIMESTAMP, KEY, SECRET, SIGNED_PASSPHRASE, creds, pag
 from kucoin_wire import b64hmac
 
 from margin_async import AccountPool, BorrowResult, MarginClient, TransportError
+from margin_async._retry import Failure
 from margin_async._transport import (
     AiohttpTransport,
     Exposure,
@@ -25,7 +26,6 @@ from margin_async._transport import (
     SendError,
     attempt_timeout,
 )
-from margin_async.retry import Failure
 from margin_async.testing import FakeKuCoin
 
 PACKAGE = Path(__file__).resolve().parent.parent / "margin_async"
@@ -38,7 +38,7 @@ def reply(data: object, status: int = 200) -> HttpResponse:
 async def test_memory_transport_sees_the_exact_borrow_request(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("margin_async.session.time.time_ns", lambda: GOLDEN_TIMESTAMP * 10**6)
+    monkeypatch.setattr("margin_async._session.time.time_ns", lambda: GOLDEN_TIMESTAMP * 10**6)
     transport = MemoryTransport(lambda _: reply({"orderNo": "B-1", "actualSize": "10"}))
     async with MarginClient(creds(), transport=transport) as client:
         result = await client.borrow("USDT", Decimal("10"), time_in_force="FOK")

@@ -22,10 +22,10 @@ from margin_async import (
     TimeInForce,
     ValidationError,
 )
-from margin_async.endpoints import _params as p
-from margin_async.endpoints.borrow import borrow_request
-from margin_async.endpoints.leverage import leverage_request
-from margin_async.endpoints.repay import repay_request
+from margin_async._endpoints import _params as p
+from margin_async._endpoints.borrow import borrow_request
+from margin_async._endpoints.leverage import leverage_request
+from margin_async._endpoints.repay import repay_request
 
 NOW_MS = 1729657580449
 NAIVE = datetime(2024, 10, 23, 4, 26, 20)

@@ -17,7 +17,7 @@ import pytest
 from scripted_history import Entry, History, Query, interest, now_ms
 
 from margin_async import Credentials, InterestRecord, MarginClient, Paginator, ProtocolError
-from margin_async.follow import record_key
+from margin_async._follow import record_key
 from margin_async.testing import FakeKuCoin
 
 PAGE = 10

@@ -3,7 +3,7 @@ command of ``margin-async``, runnable alone."""
 
 import sys
 
-from margin_async.sync.command import main
+from margin_async.sync._command import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -8,7 +8,7 @@ one transaction. So the database holds the rows of exactly the records its curso
 passed: a crash at any instant loses the batch in flight and its cursor together, and the
 next run reads them again. The table keys make a replay a no-op besides.
 
-The follower's polls are read here (:class:`_Poll`, the :class:`~margin_async.follow.Window`
+The follower's polls are read here (:class:`_Poll`, the :class:`~margin_async._follow.Window`
 of a follower) rather than by the SDK's history layer, for two reasons: the end of a poll
 is the moment to commit what it delivered (and, with ``once``, to stop), and every page
 request first waits for the account's :class:`~margin_async.sync._budget.Headroom`.

@@ -21,9 +21,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from margin_async.testing.faults import FaultKind
-    from margin_async.testing.ledger import InterestCharge, LedgerEntry
-    from margin_async.testing.server import FakeKuCoin, FakeStats
+    from margin_async.testing._faults import FaultKind
+    from margin_async.testing._ledger import InterestCharge, LedgerEntry
+    from margin_async.testing._server import FakeKuCoin, FakeStats
 
 __all__ = ["FakeKuCoin", "FakeStats", "FaultKind", "InterestCharge", "LedgerEntry"]
 
@@ -31,11 +31,11 @@ __all__ = ["FakeKuCoin", "FakeStats", "FaultKind", "InterestCharge", "LedgerEntr
 # (margin_async.testing.pytest_plugin) lives in this package, and pytest loads it in every
 # run where margin-async is installed, so importing the package must not start aiohttp.web.
 _HOMES = {
-    "FakeKuCoin": "margin_async.testing.server",
-    "FakeStats": "margin_async.testing.server",
-    "FaultKind": "margin_async.testing.faults",
-    "InterestCharge": "margin_async.testing.ledger",
-    "LedgerEntry": "margin_async.testing.ledger",
+    "FakeKuCoin": "margin_async.testing._server",
+    "FakeStats": "margin_async.testing._server",
+    "FaultKind": "margin_async.testing._faults",
+    "InterestCharge": "margin_async.testing._ledger",
+    "LedgerEntry": "margin_async.testing._ledger",
 }
 
 

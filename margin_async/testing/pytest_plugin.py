@@ -28,9 +28,9 @@ import pytest
 if TYPE_CHECKING:
     from pytest_asyncio import fixture as _async_fixture
 
-    from margin_async.auth import Credentials
-    from margin_async.client import MarginClient
-    from margin_async.testing.server import FakeKuCoin
+    from margin_async._auth import Credentials
+    from margin_async._client import MarginClient
+    from margin_async.testing._server import FakeKuCoin
 else:
     try:
         # Already imported by pytest when pytest-asyncio is installed: free here.
@@ -46,7 +46,7 @@ async def fake_kucoin() -> AsyncIterator[FakeKuCoin]:
     """A started :class:`~margin_async.testing.FakeKuCoin` on a free loopback port, closed
     after the test."""
     # Imported here, not at the top: see the module's docstring.
-    from margin_async.testing.server import FakeKuCoin
+    from margin_async.testing._server import FakeKuCoin
 
     async with FakeKuCoin() as fake:
         yield fake
@@ -65,7 +65,7 @@ async def margin_client(
 ) -> AsyncIterator[MarginClient]:
     """A :class:`~margin_async.MarginClient` for ``kucoin_credentials`` talking to
     ``fake_kucoin``, closed after the test."""
-    from margin_async.client import MarginClient
+    from margin_async._client import MarginClient
 
     async with MarginClient(kucoin_credentials, base_url=fake_kucoin.url) as client:
         yield client
