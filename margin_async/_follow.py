@@ -24,8 +24,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections import Counter, deque
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, Generic, Protocol, TypeVar
 
 import attrs
@@ -160,8 +160,8 @@ class _Sieve:
 
     __slots__ = ("budget", "cap", "end", "ignored", "start")
 
-    def __init__(self, delivered: Counter[str], window: Window[Any]) -> None:
-        self.budget = Counter(delivered)
+    def __init__(self, delivered: dict[str, int], window: Window[Any]) -> None:
+        self.budget = dict(delivered)
         self.start = window.start
         self.end = window.end
         served = window.server_time
@@ -195,10 +195,10 @@ class Follower(Generic[T]):
         self._since = cursor.since
         # Records delivered within the overlap: how many per key, and (time, key) in
         # delivery order (about time order) to forget them once they fall behind.
-        self._delivered: Counter[str] = Counter()
+        self._delivered: dict[str, int] = {}
         self._order: deque[tuple[int, str]] = deque()
         for key, ms in sorted(cursor.seen, key=lambda pair: pair[1]):
-            self._delivered[key] += 1
+            self._delivered[key] = self._delivered.get(key, 0) + 1
             self._order.append((ms, key))
         self._poll: Window[T] | None = None
         self._reported: dict[str, None] = {}  # records ignored and logged (oldest first)
@@ -236,60 +236,102 @@ class Follower(Generic[T]):
             self._since = sieve.cap
         return sieve
 
-    def _admit(
-        self, record: T, sieve: _Sieve, taken: set[str] | None
-    ) -> tuple[str, int, int | None] | None:
-        """``(key, time to remember it by, created_time)`` if ``record`` is new, else ``None``."""
+    def _ignore(self, record: T, created: int, sieve: _Sieve) -> None:
+        """Count a record stamped outside the poll's window; log it once."""
+        # Once per poll, and not again for a record already reported (a poll every few
+        # seconds meets it until the window moves past it).
+        key = record_key(record)
+        if not sieve.ignored and key not in self._reported:
+            if len(self._reported) >= _REPORTED:
+                self._reported.pop(next(iter(self._reported)))
+            self._reported[key] = None
+            _log.warning(
+                "follow: ignored a record stamped %d, outside the window asked for "
+                "[%d, %d] (not epoch milliseconds, or the exchange's clock is off): %r",
+                created,
+                sieve.start,
+                sieve.end,
+                record,
+            )
+        sieve.ignored += 1
+
+    def _admit(self, record: T, sieve: _Sieve, taken: set[str]) -> bool:
+        """Whether ``record`` is new, for :meth:`poll` (which marks nothing)."""
         created = created_ms(record)
         if created is not None and not sieve.start <= created <= sieve.end:
-            # Once per poll, and not again for a record already reported (a poll every
-            # few seconds meets it until the window moves past it).
-            key = record_key(record)
-            if not sieve.ignored and key not in self._reported:
-                if len(self._reported) >= _REPORTED:
-                    self._reported.pop(next(iter(self._reported)))
-                self._reported[key] = None
-                _log.warning(
-                    "follow: ignored a record stamped %d, outside the window asked for "
-                    "[%d, %d] (not epoch milliseconds, or the exchange's clock is off): %r",
-                    created,
-                    sieve.start,
-                    sieve.end,
-                    record,
-                )
-            sieve.ignored += 1
-            return None
+            self._ignore(record, created, sieve)
+            return False
         key = record_key(record)
         left = sieve.budget.get(key, 0)
         if left:
             sieve.budget[key] = left - 1
-            return None
+            return False
         if not isinstance(record, InterestRecord):
             # An order is one record: met twice in one poll (pages moved), it is the same.
-            if (key in self._delivered) if taken is None else (key in taken):
-                return None
-            if taken is not None:
-                taken.add(key)
-        # Without a time, it is remembered until the cursor passes this window's end.
-        return key, sieve.end if created is None else created, created
+            if key in taken:
+                return False
+            taken.add(key)
+        return True
 
-    def _mark(self, key: str, ms: int, created: int | None, sieve: _Sieve) -> None:
-        self._delivered[key] += 1
-        self._order.append((ms, key))
-        if created is None:
+    def _take(self, records: Iterable[T], sieve: _Sieve) -> list[T]:
+        """The new records among ``records`` (in their order), marked as delivered.
+
+        This runs once per record of every history mirrored or followed, so the checks
+        of :func:`created_ms`, :func:`record_key` and :meth:`_admit` are inlined, and the
+        cursor moves (and forgets what fell behind the overlap) once per call.
+        """
+        fresh: list[T] = []
+        delivered, order, budget = self._delivered, self._order, sieve.budget
+        start, end = sieve.start, sieve.end
+        newest: int | None = None
+        for record in records:
+            created = getattr(record, "created_time", None)
+            if type(created) is not int:
+                created = None
+            elif not start <= created <= end:
+                self._ignore(record, created, sieve)
+                continue
+            if isinstance(record, InterestRecord):
+                key = record_key(record)
+                interest = True
+            else:
+                key = str(record.order_no)  # type: ignore[attr-defined]
+                interest = False
+            if budget:
+                left = budget.get(key, 0)
+                if left:
+                    budget[key] = left - 1
+                    continue
+            count = delivered.get(key, 0)
+            if count and not interest:
+                continue  # an order met twice in one poll (pages moved) is the same
+            delivered[key] = count + 1
+            if created is None:
+                # Without a time, it is remembered until the cursor passes this window.
+                order.append((end, key))
+            else:
+                order.append((created, key))
+                if newest is None or created > newest:
+                    newest = created
+            fresh.append(record)
+        if newest is not None:
+            self._advance(min(newest, sieve.cap))
+        return fresh
+
+    def _advance(self, since: int) -> None:
+        """Move the cursor to ``since`` if that is ahead; forget what fell behind."""
+        if since <= self._since:
             return
-        since = min(created, sieve.cap)
-        if since > self._since:
-            self._since = since
-            floor = since - self._overlap
-            order, delivered = self._order, self._delivered
-            while order and order[0][0] < floor:
-                _, old = order.popleft()
-                count = delivered[old] - 1
-                if count:
-                    delivered[old] = count
-                else:
-                    del delivered[old]
+        self._since = since
+        floor = since - self._overlap
+        order, delivered = self._order, self._delivered
+        while order and order[0][0] < floor:
+            _, old = order.popleft()
+            count = delivered[old] - 1
+            if count:
+                delivered[old] = count
+            else:
+                del delivered[old]
 
     async def poll(self) -> list[T]:
         """Read the window once; return the unseen records, oldest first (not yet marked)."""
@@ -301,12 +343,18 @@ class Follower(Generic[T]):
             async for page in pages:
                 if sieve is None:
                     sieve = _Sieve(self._delivered, window)
-                for record in reversed(page.items):
-                    if self._admit(record, sieve, taken) is not None:
-                        fresh.append(record)
+                fresh += [r for r in reversed(page.items) if self._admit(r, sieve, taken)]
         return fresh
 
-    async def _follow(self) -> AsyncGenerator[T, None]:
+    def batches(self) -> AsyncIterator[list[T]]:
+        """New records a page at a time: each list oldest first and never empty.
+
+        The same records as iterating the follower, for consumers that handle many at
+        once (a database insert); :attr:`cursor` is the position after the whole list.
+        """
+        return _Stream(self._follow(whole_pages=True), self)
+
+    async def _follow(self, *, whole_pages: bool = False) -> AsyncGenerator[Any, None]:
         unsettled = 0  # polls in a row cut short by a shift, with nothing delivered
         while True:
             window = self._open()
@@ -316,10 +364,15 @@ class Follower(Generic[T]):
                 async for page in pages:
                     if sieve is None:
                         sieve = self._sieve(window)
+                    if whole_pages:
+                        fresh = self._take(reversed(page.items), sieve)
+                        if fresh:
+                            delivered = True
+                            yield fresh
+                        continue
                     for record in reversed(page.items):
-                        admitted = self._admit(record, sieve, None)
-                        if admitted is not None:
-                            self._mark(*admitted, sieve)
+                        # Marked one by one: the cursor is always after the last yielded.
+                        if self._take((record,), sieve):
                             delivered = True
                             yield record
             if sieve is not None and sieve.ignored > 1:

@@ -268,3 +268,30 @@ async def test_a_backlog_that_shifts_while_it_streams(change: str) -> None:
     if change == "insert":
         want.append("7.7")
     assert sorted(str(r.interest_amount) for r in got) == sorted(want)
+
+
+async def test_batches_deliver_the_same_records_a_page_at_a_time(fake: FakeKuCoin) -> None:
+    creds = fake.add_account()
+    fake.seed_history(creds.api_key, "USDT", borrows=0, repays=0, interest=1_050)
+    async with MarginClient(creds, base_url=fake.url) as client:
+        one_by_one = await _take(
+            aiter(client.interest_history("USDT", page_size=100).follow(interval=0.02)), 1_050
+        )
+        follower = client.interest_history("USDT", page_size=100).follow(interval=0.02)
+        batches = follower.batches()
+        got: list[object] = []
+        async for batch in batches:
+            assert batch, "never an empty list"
+            got += batch
+            # The cursor is the position after the whole list: resuming from it yields
+            # none of these records again.
+            assert follower.cursor.since == max(r.created_time for r in got)
+            if len(got) >= 1_050:
+                break
+        await batches.aclose()  # type: ignore[attr-defined]
+        assert got == one_by_one
+        for i in range(3):
+            fake.append_interest(creds.api_key, "USDT", Decimal(f"7.{i}"), Decimal("0.0001"))
+        resumed = client.interest_history("USDT").follow(interval=0.02, cursor=follower.cursor)
+        after = await _take(aiter(resumed), 3)
+        assert [r.interest_amount for r in after] == [Decimal(f"7.{i}") for i in range(3)]

@@ -184,7 +184,7 @@ async def test_a_lost_lease_fences_the_old_worker(tmp_path: Path) -> None:
         await store.ensure_accounts(["carol"])
         assert await store.acquire("A", ["carol"], 1, 60_000) == ["carol"]
         assert await store.acquire("B", ["carol"], 1, 60_000) == []  # held
-        row = ("carol", "o1", "", "USDT", Decimal("1"), Decimal("1"), "SUCCESS", 10**12)
+        row = ("carol", "o1", "", "USDT", "1", "1", "SUCCESS", 10**12)
         assert await store.commit("A", key, [row], '{"since":1,"seen":[]}', 1, 60_000) == 1
         # A replay of the same row is a no-op.
         assert await store.commit("A", key, [row], '{"since":1,"seen":[]}', 1, 60_000) == 0

@@ -57,7 +57,7 @@ from margin_async.sync._budget import (
     check,
 )
 from margin_async.sync._errors import LeaseLostError, SyncConfigError
-from margin_async.sync._rows import KINDS, Kind, Row, StreamKey, interest_key, row_builder
+from margin_async.sync._rows import KINDS, Kind, Row, StreamKey, rows_builder
 from margin_async.sync._store import Store
 
 __all__ = ["AccountSpec", "Mirror", "SyncStatus"]
@@ -180,10 +180,10 @@ class _Stream:
         self.currencies = currencies
         self.once = False
         self.interest = key.kind == "interest"
-        self.row = row_builder(key.kind, key.account, key.symbol)
+        self.rows = rows_builder(key.kind, key.account, key.symbol)
         self.batch: list[Row] = []
-        #: Interest only: identical records delivered so far, per key (see row_builder).
-        self.counts: Counter[str] = Counter()
+        #: Interest only: identical records delivered so far, per key (see rows_builder).
+        self.counts: dict[str, int] = {}
         #: The cursor stored last, and the one of the last commit started.
         self.saved: FollowCursor | None = None
         self.queued: FollowCursor | None = None
@@ -227,15 +227,8 @@ class _Stream:
 
     # -- records ----------------------------------------------------------------------------
 
-    def add(self, record: Any) -> None:
-        if self.interest:
-            name = interest_key(record)
-            counts = self.counts
-            occurrence = counts[name]
-            counts[name] = occurrence + 1
-            self.batch.append(self.row(record, occurrence, name))
-        else:
-            self.batch.append(self.row(record, 0, ""))
+    def add(self, records: list[Any]) -> None:
+        self.batch += self.rows(records, self.counts)
 
     async def flush(self, *, wait: bool = False) -> None:
         """Commit the batch with the cursor after it (nothing if neither changed).
@@ -253,7 +246,7 @@ class _Stream:
             self.writing = asyncio.ensure_future(self._commit(rows, cursor))
             if self.key.kind == "interest":
                 # What the cursor remembers is all that can be met again; forget the rest.
-                self.counts = Counter(name for name, _ in cursor.seen)
+                self.counts = dict(Counter(name for name, _ in cursor.seen))
         if wait:
             await self.settle()
 
@@ -314,15 +307,17 @@ class _Stream:
         cursor = FollowCursor(0) if text is None else FollowCursor.loads(text)
         self.saved = self.queued = cursor
         self.batch = []
-        self.counts = Counter(name for name, _ in cursor.seen)
+        self.counts = dict(Counter(name for name, _ in cursor.seen))
         follower: Follower[Any] = Follower(
             self.open_poll, cursor=cursor, interval=interval, overlap_ms=mirror.overlap_ms
         )
         self.follower = follower
-        stream = follower.__aiter__()
+        # A page at a time: the follower's cursor is the position after each whole list,
+        # so a transaction ends on a page boundary.
+        stream = follower.batches()
         try:
-            async for record in stream:
-                self.add(record)
+            async for records in stream:
+                self.add(records)
                 if len(self.batch) >= mirror.batch_size:
                     await self.flush()
         except _CaughtUp:
@@ -457,7 +452,8 @@ class Mirror:
 
     Leases: ``lease_ttl`` seconds (default 30) after its last renewal, a worker's lease
     expires and another may take the account; leases are renewed every third of it.
-    ``batch_size``: most records per transaction. ``overlap_ms``: how far each poll
+    ``batch_size``: records per transaction (reached a whole page at a time, so a
+    transaction may hold up to a page more). ``overlap_ms``: how far each poll
     re-reads (see :class:`~margin_async.Follower`). ``prefetch``: pages in flight per
     stream. ``worker``: this worker's name in ``sync_leases`` (default host:pid:random).
     """

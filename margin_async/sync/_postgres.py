@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
 from margin_async.sync._errors import LeaseLostError, StoreError, SyncConfigError
-from margin_async.sync._rows import TABLES, Row, StreamKey, Table, plain
+from margin_async.sync._rows import TABLES, Row, StreamKey, Table
 from margin_async.sync._store import SCHEMA_VERSION, Holder, Store
 
 __all__ = ["PostgresStore"]
@@ -108,10 +108,6 @@ class PostgresStore(Store):
         self._pool_size = max(2, pool_size)
         self._pool: _Pool | None = None
         self._inserts = {kind: _insert_sql(table) for kind, table in TABLES.items()}
-        self._amounts = {
-            kind: [i for i, (_, type_, _) in enumerate(table.columns) if type_ == "decimal"]
-            for kind, table in TABLES.items()
-        }
 
     @contextlib.asynccontextmanager
     async def _conn(self) -> AsyncIterator[_Connection]:
@@ -190,8 +186,6 @@ class PostgresStore(Store):
         columns: list[Sequence[Any]] = []
         if rows:
             columns.extend(list(zip(*rows, strict=True))[1:])
-        for index in self._amounts[key.kind]:
-            columns[index - 1] = [None if v is None else plain(v) for v in columns[index - 1]]
         async with self._conn() as conn, conn.transaction():
             held = await conn.fetchval(
                 f"UPDATE sync_leases SET expires_at = greatest(expires_at, {_NOW} + $3) "

@@ -17,7 +17,7 @@ Keys (a replay of a record is a no-op):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, Final, Literal
 
@@ -29,11 +29,12 @@ __all__ = [
     "KINDS",
     "TABLES",
     "Kind",
+    "RowsBuilder",
     "StreamKey",
     "Table",
     "interest_key",
     "plain",
-    "row_builder",
+    "rows_builder",
 ]
 
 Kind = Literal["borrow", "repay", "interest"]
@@ -137,38 +138,55 @@ def interest_key(record: InterestRecord) -> str:
 
 Row = tuple[Any, ...]
 
+#: ``(records, counts) -> rows``: see :func:`rows_builder`.
+RowsBuilder = Callable[[Sequence[Any], dict[str, int]], list[Row]]
 
-def row_builder(kind: Kind, account: str, symbol: str) -> Callable[[Any, int, str], Row]:
-    """A function ``(record, occurrence, key) -> row`` for the records of one stream
-    (account first, then the table's columns in order). ``occurrence`` and ``key`` (the
-    record's :func:`interest_key`) are used for interest records only."""
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else plain(value)
+
+
+def rows_builder(kind: Kind, account: str, symbol: str) -> RowsBuilder:
+    """A function ``(records, counts) -> rows`` for the records of one stream, in order:
+    the account first, then the table's columns in order, amounts as exact decimal text
+    (:func:`plain`), the status as its wire string.
+
+    ``counts`` (interest only, updated): how many identical records, per
+    :func:`interest_key`, the stream has delivered so far; it numbers ``occurrence``.
+    """
+    # This runs once per record mirrored: comprehensions, and a status's ``_value_``
+    # (its wire string; ``.value`` and hashing an enum member are Python-level calls).
     if kind == "interest":
 
-        def interest(record: InterestRecord, occurrence: int, key: str) -> Row:
-            return (
-                account, symbol, key, occurrence, record.currency, record.day_ratio,
-                record.interest_amount, record.created_time,
-            )  # fmt: skip
+        def interest(records: Sequence[InterestRecord], counts: dict[str, int]) -> list[Row]:
+            rows: list[Row] = []
+            for r in records:
+                key = interest_key(r)
+                occurrence = counts.get(key, 0)
+                counts[key] = occurrence + 1
+                rows.append(
+                    (account, symbol, key, occurrence, r.currency, _text(r.day_ratio),
+                     plain(r.interest_amount), r.created_time)
+                )  # fmt: skip
+            return rows
 
         return interest
     if kind == "borrow":
 
-        def borrow(record: BorrowOrder, occurrence: int, key: str) -> Row:
-            status = record.status
-            return (
-                account, record.order_no, record.symbol, record.currency, record.size,
-                record.actual_size, None if status is None else str(status.value),
-                record.created_time,
-            )  # fmt: skip
+        def borrow(records: Sequence[BorrowOrder], counts: dict[str, int]) -> list[Row]:
+            return [
+                (account, r.order_no, r.symbol, r.currency, plain(r.size), plain(r.actual_size),
+                 None if r.status is None else r.status._value_, r.created_time)
+                for r in records
+            ]  # fmt: skip
 
         return borrow
 
-    def repay(record: RepayOrder, occurrence: int, key: str) -> Row:
-        status = record.status
-        return (
-            account, record.order_no, record.symbol, record.currency, record.size,
-            record.principal, record.interest, None if status is None else str(status.value),
-            record.created_time,
-        )  # fmt: skip
+    def repay(records: Sequence[RepayOrder], counts: dict[str, int]) -> list[Row]:
+        return [
+            (account, r.order_no, r.symbol, r.currency, plain(r.size), plain(r.principal),
+             plain(r.interest), None if r.status is None else r.status._value_, r.created_time)
+            for r in records
+        ]  # fmt: skip
 
     return repay

@@ -10,16 +10,16 @@ Amounts are stored as ``TEXT`` holding the exact decimal string (``0.00000001``,
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
 from margin_async.sync._errors import LeaseLostError, StoreError
-from margin_async.sync._rows import TABLES, Row, StreamKey, Table, plain
+from margin_async.sync._rows import TABLES, Row, StreamKey, Table
 from margin_async.sync._store import SCHEMA_VERSION, Holder, Store
 
 __all__ = ["SQLiteStore"]
@@ -72,13 +72,13 @@ class SQLiteStore(Store):
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
         self._inserts = {
-            kind: (
-                f"INSERT INTO {table.name} ({', '.join(table.names)}) "
-                f"VALUES ({', '.join('?' * len(table.names))}) ON CONFLICT DO NOTHING",
-                _TEXT_AMOUNTS[kind],
-            )
+            kind: f"INSERT INTO {table.name} ({', '.join(table.names)}) "
+            f"VALUES ({', '.join('?' * len(table.names))}) ON CONFLICT DO NOTHING"
             for kind, table in TABLES.items()
         }
+        #: Per kind: the batch as one JSON array of rows, inserted by one statement (see
+        #: :meth:`commit`); ``None`` where SQLite has no JSON functions.
+        self._json_inserts: dict[str, str] | None = None
 
     # -- the thread ---------------------------------------------------------------------
 
@@ -133,6 +133,12 @@ class SQLiteStore(Store):
         # WAL + NORMAL: a commit survives the process being killed; a power loss may undo
         # the last commits, rows and cursor together, which a later run reads again.
         db.execute("PRAGMA synchronous = NORMAL")
+        try:
+            db.execute("SELECT json_extract('[1]', '$[0]') FROM json_each('[1]')").fetchone()
+        except sqlite3.OperationalError:
+            pass  # built without JSON1 (before 3.38 it was optional): one row at a time
+        else:
+            self._json_inserts = {kind: _json_insert(table) for kind, table in TABLES.items()}
 
         def schema(db: sqlite3.Connection) -> None:
             for statement in _SCHEMA:
@@ -182,8 +188,15 @@ class SQLiteStore(Store):
     async def commit(
         self, worker: str, key: StreamKey, rows: Sequence[Row], cursor: str, since: int, ttl_ms: int
     ) -> int:
-        insert, text = self._inserts[key.kind]
-        values = list(map(text, rows))
+        insert = self._inserts[key.kind]
+        batch: str | None = None
+        if self._json_inserts is not None and rows:
+            # The whole batch in one statement: sqlite3 releases the GIL for each
+            # statement it steps, and executemany steps one per row, each step then
+            # waiting for the event loop to hand the GIL back. One step inserts the
+            # batch while the event loop decodes the next pages.
+            insert = self._json_inserts[key.kind]
+            batch = json.dumps(rows, separators=(",", ":"))
 
         def body(db: sqlite3.Connection) -> int:
             now = _now_ms()
@@ -195,8 +208,10 @@ class SQLiteStore(Store):
             if held != 1:
                 raise LeaseLostError(key.account)
             before = db.total_changes
-            if values:
-                db.executemany(insert, values)
+            if batch is not None:
+                db.execute(insert, (batch,))
+            elif rows:
+                db.executemany(insert, rows)
             inserted = db.total_changes - before
             db.execute(
                 "INSERT INTO sync_cursors (account, kind, symbol, currencies, cursor, since, "
@@ -324,13 +339,11 @@ class SQLiteStore(Store):
         return await self._run(read)
 
 
-def _text(value: Decimal | None) -> str | None:
-    return None if value is None else plain(value)
-
-
-#: Per kind: a row with its amounts as exact decimal strings (see TABLES for the order).
-_TEXT_AMOUNTS: dict[str, Callable[[Row], Row]] = {
-    "borrow": lambda r: (r[0], r[1], r[2], r[3], plain(r[4]), plain(r[5]), r[6], r[7]),
-    "repay": lambda r: (*r[:4], plain(r[4]), plain(r[5]), plain(r[6]), r[7], r[8]),
-    "interest": lambda r: (r[0], r[1], r[2], r[3], r[4], _text(r[5]), plain(r[6]), r[7]),
-}
+def _json_insert(table: Table) -> str:
+    """``INSERT ... SELECT`` of every row of a JSON array of rows (one parameter)."""
+    values = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(table.names)))
+    # WHERE true: without it SQLite would read ON CONFLICT as a join's ON clause.
+    return (
+        f"INSERT INTO {table.name} ({', '.join(table.names)}) "
+        f"SELECT {values} FROM json_each(?) WHERE true ON CONFLICT DO NOTHING"
+    )

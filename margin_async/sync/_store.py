@@ -83,8 +83,9 @@ class Store(abc.ABC):
         self, worker: str, key: StreamKey, rows: Sequence[Row], cursor: str, since: int, ttl_ms: int
     ) -> int:
         """In one transaction: check that ``worker`` holds the lease of ``key.account``
-        (and renew it for ``ttl_ms``), insert ``rows`` (a row already there is left
-        alone) and store ``cursor``. Returns how many rows were new.
+        (and renew it for ``ttl_ms``), insert ``rows`` (tuples in the table's column
+        order, amounts as exact decimal text; a row already there is left alone) and
+        store ``cursor``. Returns how many rows were new.
 
         Raises :class:`~margin_async.sync.LeaseLostError` (nothing written) when the
         lease is not this worker's any more.
