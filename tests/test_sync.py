@@ -359,3 +359,31 @@ def test_follow_pages_are_read_through_the_public_client_only() -> None:
     for name in ("get_borrow_history", "get_repay_history", "get_interest_history"):
         assert callable(getattr(MarginClient, name))
     assert Credentials  # imported for the type of the fixtures above
+
+
+_AWKWARD_ROWS = [
+    # account, order_no, symbol, currency, size, actual_size, status, created_time
+    ("carol", "o'1\"\\", "", "USDT", "0.00000001", "0", "SUCCESS", 10**12),
+    ("carol", "o2 ünï 🚀", "BTC-USDT", None, "123456789012345678901234567890.123456789", "1",
+     None, None),
+    ("carol", "o3", "", "USDT", "1E+2", "-0.5", "SOMETHING_NEW", 999_999_999_999_999_999),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("json1", [True, False], ids=["one-statement", "row-by-row"])
+async def test_sqlite_stores_rows_exactly_as_given(tmp_path: Path, json1: bool) -> None:
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    key = StreamKey("carol", "borrow", "", "USDT")
+    async with open_store(url) as store:
+        assert store._json_inserts is not None  # type: ignore[attr-defined]
+        if not json1:  # as if SQLite had no JSON functions: the row-by-row path
+            store._json_inserts = None  # type: ignore[attr-defined]
+        await store.ensure_accounts(["carol"])
+        await store.acquire("A", ["carol"], 1, 60_000)
+        cursor = '{"since":1,"seen":[]}'
+        assert await store.commit("A", key, _AWKWARD_ROWS, cursor, 1, 60_000) == 3
+        assert await store.commit("A", key, _AWKWARD_ROWS[:1], cursor, 1, 60_000) == 0
+    stored = await query(url, "SELECT * FROM borrow_orders ORDER BY order_no")
+    assert stored == sorted(_AWKWARD_ROWS, key=lambda row: row[1])
+    types = await query(url, "SELECT typeof(size), typeof(created_time) FROM borrow_orders")
+    assert set(types) <= {("text", "integer"), ("text", "null")}

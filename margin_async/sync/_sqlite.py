@@ -136,7 +136,7 @@ class SQLiteStore(Store):
         try:
             db.execute("SELECT json_extract('[1]', '$[0]') FROM json_each('[1]')").fetchone()
         except sqlite3.OperationalError:
-            pass  # built without JSON1 (before 3.38 it was optional): one row at a time
+            pass  # built without JSON1 (before 3.38 it was optional): row by row
         else:
             self._json_inserts = {kind: _json_insert(table) for kind, table in TABLES.items()}
 
