@@ -3,14 +3,18 @@
 A transport knows nothing of KuCoin: it sends bytes and reports what is known about a
 failure, which decides whether a request may be sent again:
 
-- it never left (the connection was never made, a connect timeout included, or a trace
-  of the request shows that no byte of it was written): :attr:`Failure.NOT_SENT`;
+- it never left (the connection was never made, a connect timeout included, no
+  connection became free in time, or a trace of the request shows that no byte of it was
+  written): :attr:`Failure.NOT_SENT`;
 - anything after that (a timeout or reset while waiting, a cut-off body):
   :attr:`Failure.AMBIGUOUS`.
 
 Money (borrow, repay) goes out on a fresh connection each time, from a connection pool of
 its own: a keep-alive connection that sat idle may have been closed by a gateway without
-our side knowing yet, and a request written on it cannot be proven unsent. The body is
+our side knowing yet, and a request written on it cannot be proven unsent. The transport
+caps the connections of the sessions it creates itself, with a gate in front of aiohttp's
+connector: aiohttp before 3.10.11 lets a request that waited for a free connection open
+one more than ``limit`` when another request took the freed one first. The body is
 capped at 16 MiB *after* decompression, which the transport does itself, so that a small
 gzip reply cannot inflate to gigabytes first.
 
@@ -20,6 +24,7 @@ from :class:`HttpRequest` to :class:`HttpResponse`, no sockets.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import os
 import time
@@ -57,6 +62,8 @@ MAX_BODY = 16 * 2**20
 # zlib's window bits for "gzip or zlib header, detected": what servers send for
 # Content-Encoding gzip / deflate.
 _GZIP_OR_ZLIB = 32 + zlib.MAX_WBITS
+# Money's own connections: a few fresh ones at a time (each borrow or repay opens one).
+_MONEY_CONNECTIONS = 8
 # What the transport can inflate itself (aiohttp would also ask for br / zstd when their
 # packages are installed, which it could not bound).
 _ACCEPT_ENCODING = "gzip, deflate"
@@ -205,7 +212,9 @@ class AiohttpTransport:
 
     ``session`` is a caller's :class:`aiohttp.ClientSession`, left open on :meth:`close`;
     without one, the transport creates its own, with at most ``limit`` connections.
-    Money always uses a small pool of fresh connections of the transport's own.
+    Money always uses a small pool of fresh connections of the transport's own. The caps
+    of the sessions it creates hold on every aiohttp version (see the module docstring);
+    a caller's session keeps its own connector's.
     """
 
     def __init__(self, session: aiohttp.ClientSession | None = None, *, limit: int = 64) -> None:
@@ -213,6 +222,10 @@ class AiohttpTransport:
         self._owns_http = session is None
         self._limit = limit
         self._money: aiohttp.ClientSession | None = None
+        # Requests in flight on each session this transport created: at most as many as
+        # its connector's limit, so that aiohttp never queues one for a connection (its
+        # queue overshot the limit before 3.10.11). A caller's session keeps its own rules.
+        self._gates: dict[aiohttp.ClientSession, asyncio.Semaphore] = {}
         self._closed = False
 
     @property
@@ -237,6 +250,7 @@ class AiohttpTransport:
                 connector=aiohttp.TCPConnector(limit=self._limit),
                 headers={"User-Agent": USER_AGENT},
             )
+            self._gates[self._http] = asyncio.Semaphore(self._limit)
         if self._http.closed:
             raise ClientClosedError("the aiohttp.ClientSession behind this client is closed")
         if not request.money:
@@ -244,11 +258,12 @@ class AiohttpTransport:
         if self._money is None:
             self._money = aiohttp.ClientSession(
                 # A new connection per request, closed after the reply: never a stale one.
-                connector=aiohttp.TCPConnector(limit=8, force_close=True),
+                connector=aiohttp.TCPConnector(limit=_MONEY_CONNECTIONS, force_close=True),
                 headers={"User-Agent": USER_AGENT},
                 trust_env=self._http.trust_env,
                 trace_configs=[_money_trace()],
             )
+            self._gates[self._money] = asyncio.Semaphore(_MONEY_CONNECTIONS)
         return self._money
 
     async def send(
@@ -261,6 +276,28 @@ class AiohttpTransport:
     ) -> HttpResponse:
         """Send ``request``; see :class:`Transport`."""
         http = self._session_for(request)
+        left = _within(limits, deadline)
+        gate = self._gates.get(http)
+        if gate is None:
+            return await self._send(http, request, limits, left, exposure)
+        waited = await _enter(gate, left, request.url)
+        try:
+            if http.closed:
+                raise ClientClosedError("this client was closed while the request waited")
+            return await self._send(http, request, limits, _after(left, waited), exposure)
+        finally:
+            gate.release()
+
+    async def _send(
+        self,
+        http: aiohttp.ClientSession,
+        request: HttpRequest,
+        limits: aiohttp.ClientTimeout,
+        left: aiohttp.ClientTimeout,
+        exposure: Exposure,
+    ) -> HttpResponse:
+        """Send on ``http`` within ``left`` (``limits`` as cut by the deadline and any
+        wait at the gate; ``limits`` itself names the timeout in messages)."""
         headers = dict(request.headers)
         headers["User-Agent"] = USER_AGENT
         headers["Accept-Encoding"] = _ACCEPT_ENCODING
@@ -276,7 +313,7 @@ class AiohttpTransport:
                 url,
                 data=request.body or None,
                 headers=headers,
-                timeout=_within(limits, deadline),
+                timeout=left,
                 allow_redirects=False,
                 auto_decompress=False,
                 # Only the money session traces requests (see _money_trace).
@@ -307,10 +344,53 @@ class AiohttpTransport:
             raise SendError(
                 f"connection to {where} failed: {type(exc).__name__}: {exc}", Failure.AMBIGUOUS
             ) from exc
+        except Exception as exc:
+            if not http.closed:
+                raise
+            # Closed under the request. aiohttp before 3.12.4 resends an idempotent request
+            # whose keep-alive connection the close cut, then trips an assertion (or, under
+            # -O, an AttributeError) on the connector the close dropped; later versions say
+            # "Connector is closed". Either way the first try may have reached the server.
+            raise SendError(
+                f"connection to {url.origin()} closed with the client", Failure.AMBIGUOUS
+            ) from exc
         except BaseException:
             if progress.started and not progress.headers_sent:
                 exposure.sent = False  # cancelled before any byte left
             raise
+
+
+async def _enter(gate: asyncio.Semaphore, left: aiohttp.ClientTimeout, url: str) -> float:
+    """Take a place at ``gate`` within the connect phase's timeout (``left``), as aiohttp's
+    connector waits for a free connection; return the seconds waited."""
+    if not gate.locked():
+        await gate.acquire()  # free: returns at once
+        return 0.0
+    started = time.monotonic()
+    limit = min((t for t in (left.connect, left.total) if t is not None), default=None)
+    try:
+        async with asyncio.timeout(limit):
+            await gate.acquire()
+    except TimeoutError:
+        where = URL(url, encoded=True).origin()
+        raise SendError(
+            f"no connection to {where} became free within {limit} s", Failure.NOT_SENT
+        ) from None
+    return time.monotonic() - started
+
+
+def _after(left: aiohttp.ClientTimeout, waited: float) -> aiohttp.ClientTimeout:
+    """``left`` less the ``waited`` seconds from its total and connect phase (where
+    aiohttp counts its own wait for a connection)."""
+    if not waited:
+        return left
+    return aiohttp.ClientTimeout(
+        total=None if left.total is None else max(left.total - waited, 0.001),
+        connect=None if left.connect is None else max(left.connect - waited, 0.001),
+        sock_read=left.sock_read,
+        sock_connect=left.sock_connect,
+        ceil_threshold=left.ceil_threshold,
+    )
 
 
 def _why(exc: Exception) -> str:

@@ -172,6 +172,93 @@ async def test_a_pool_shares_one_transport(fake: FakeKuCoin) -> None:
     assert fake.stats.max_concurrent_connections <= 2
 
 
+async def _timestamps(transport: AiohttpTransport, url: str, count: int, money: bool) -> None:
+    """``count`` requests, 16 at a time: each one that ends lets a new one start, which
+    then competes for the freed connection with one already queued for it."""
+    in_flight = asyncio.Semaphore(16)
+
+    async def one() -> None:
+        async with in_flight:
+            await transport.send(
+                HttpRequest("POST" if money else "GET", url + "/api/v1/timestamp", money=money),
+                limits=attempt_timeout(10.0),
+                deadline=None,
+                exposure=Exposure(),
+            )
+
+    await asyncio.gather(*(one() for _ in range(count)))
+
+
+async def test_the_connection_cap_holds_while_requests_queue_for_one(fake: FakeKuCoin) -> None:
+    """aiohttp before 3.10.11 let a request that queued for a free connection open one
+    more when another request took the freed one first: 12 of 8 with these numbers."""
+    fake.set_latency(0.005)
+    transport = AiohttpTransport(limit=8)
+    try:
+        await _timestamps(transport, fake.url, 200, money=False)
+    finally:
+        await transport.close()
+    assert fake.stats.connections_opened <= 8
+    assert fake.stats.max_concurrent_connections <= 8
+
+
+async def test_money_connections_stay_capped_under_contention(fake: FakeKuCoin) -> None:
+    """A fresh connection per money request, but never more than 8 at once."""
+    fake.set_latency(0.005)
+    transport = AiohttpTransport()
+    try:
+        await _timestamps(transport, fake.url, 200, money=True)
+    finally:
+        await transport.close()
+    assert fake.stats.connections_opened == 200  # fresh ones, as before
+    assert fake.stats.max_concurrent_connections <= 8
+
+
+async def test_waiting_too_long_for_a_free_connection_is_not_sent(fake: FakeKuCoin) -> None:
+    fake.set_latency(0.5)
+    transport = AiohttpTransport(limit=1)
+    exposure = Exposure()
+    try:
+        busy = asyncio.create_task(_timestamps(transport, fake.url, 1, money=False))
+        await asyncio.sleep(0.05)
+        with pytest.raises(SendError) as caught:
+            await transport.send(
+                HttpRequest("GET", fake.url + "/api/v1/timestamp"),
+                limits=attempt_timeout(0.1),
+                deadline=None,
+                exposure=exposure,
+            )
+        await busy
+    finally:
+        await transport.close()
+    assert caught.value.failure is Failure.NOT_SENT
+    assert "no connection to" in str(caught.value)
+    assert not exposure.sent
+    assert fake.stats.requests["GET /api/v1/timestamp"] == 1
+
+
+async def test_closing_the_transport_under_a_request_is_a_send_error(fake: FakeKuCoin) -> None:
+    """aiohttp before 3.12.4 resends a GET whose keep-alive connection the close cut and
+    trips an assertion (AssertionError, or AttributeError under -O) on the connector the
+    close dropped: the caller must get a SendError, never that."""
+    transport = AiohttpTransport()
+    url = fake.url + "/api/v1/timestamp"
+    exposure = Exposure()
+    await _timestamps(transport, fake.url, 1, money=False)  # a keep-alive connection to reuse
+    fake.set_latency(0.3)
+    pending = asyncio.create_task(
+        transport.send(
+            HttpRequest("GET", url), limits=attempt_timeout(5.0), deadline=None, exposure=exposure
+        )
+    )
+    await asyncio.sleep(0.05)
+    await transport.close()
+    with pytest.raises(SendError) as caught:
+        await pending
+    assert caught.value.failure is Failure.AMBIGUOUS
+    assert exposure.sent
+
+
 # -- layering ---------------------------------------------------------------------------
 
 
