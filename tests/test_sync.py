@@ -370,14 +370,10 @@ _AWKWARD_ROWS = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("json1", [True, False], ids=["one-statement", "row-by-row"])
-async def test_sqlite_stores_rows_exactly_as_given(tmp_path: Path, json1: bool) -> None:
+async def test_sqlite_stores_rows_exactly_as_given(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'm.db'}"
     key = StreamKey("carol", "borrow", "", "USDT")
     async with open_store(url) as store:
-        assert store._json_inserts is not None  # type: ignore[attr-defined]
-        if not json1:  # as if SQLite had no JSON functions: the row-by-row path
-            store._json_inserts = None  # type: ignore[attr-defined]
         await store.ensure_accounts(["carol"])
         await store.acquire("A", ["carol"], 1, 60_000)
         cursor = '{"since":1,"seen":[]}'

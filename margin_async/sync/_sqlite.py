@@ -10,7 +10,6 @@ Amounts are stored as ``TEXT`` holding the exact decimal string (``0.00000001``,
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -76,9 +75,6 @@ class SQLiteStore(Store):
             f"VALUES ({', '.join('?' * len(table.names))}) ON CONFLICT DO NOTHING"
             for kind, table in TABLES.items()
         }
-        #: Per kind: the batch as one JSON array of rows, inserted by one statement (see
-        #: :meth:`commit`); ``None`` where SQLite has no JSON functions.
-        self._json_inserts: dict[str, str] | None = None
 
     # -- the thread ---------------------------------------------------------------------
 
@@ -133,12 +129,6 @@ class SQLiteStore(Store):
         # WAL + NORMAL: a commit survives the process being killed; a power loss may undo
         # the last commits, rows and cursor together, which a later run reads again.
         db.execute("PRAGMA synchronous = NORMAL")
-        try:
-            db.execute("SELECT json_extract('[1]', '$[0]') FROM json_each('[1]')").fetchone()
-        except sqlite3.OperationalError:
-            pass  # built without JSON1 (before 3.38 it was optional): row by row
-        else:
-            self._json_inserts = {kind: _json_insert(table) for kind, table in TABLES.items()}
 
         def schema(db: sqlite3.Connection) -> None:
             for statement in _SCHEMA:
@@ -189,14 +179,6 @@ class SQLiteStore(Store):
         self, worker: str, key: StreamKey, rows: Sequence[Row], cursor: str, since: int, ttl_ms: int
     ) -> int:
         insert = self._inserts[key.kind]
-        batch: str | None = None
-        if self._json_inserts is not None and rows:
-            # The whole batch in one statement: sqlite3 releases the GIL for each
-            # statement it steps, and executemany steps one per row, each step then
-            # waiting for the event loop to hand the GIL back. One step inserts the
-            # batch while the event loop decodes the next pages.
-            insert = self._json_inserts[key.kind]
-            batch = json.dumps(rows, separators=(",", ":"))
 
         def body(db: sqlite3.Connection) -> int:
             now = _now_ms()
@@ -208,9 +190,7 @@ class SQLiteStore(Store):
             if held != 1:
                 raise LeaseLostError(key.account)
             before = db.total_changes
-            if batch is not None:
-                db.execute(insert, (batch,))
-            elif rows:
+            if rows:
                 db.executemany(insert, rows)
             inserted = db.total_changes - before
             db.execute(
@@ -337,13 +317,3 @@ class SQLiteStore(Store):
             }
 
         return await self._run(read)
-
-
-def _json_insert(table: Table) -> str:
-    """``INSERT ... SELECT`` of every row of a JSON array of rows (one parameter)."""
-    values = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(table.names)))
-    # WHERE true: without it SQLite would read ON CONFLICT as a join's ON clause.
-    return (
-        f"INSERT INTO {table.name} ({', '.join(table.names)}) "
-        f"SELECT {values} FROM json_each(?) WHERE true ON CONFLICT DO NOTHING"
-    )
