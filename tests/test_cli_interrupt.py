@@ -1,8 +1,9 @@
-"""Ctrl-C during ``margin-async borrow`` / ``repay``, run as a real subprocess.
+"""Ctrl-C and SIGTERM during ``margin-async borrow`` / ``repay``, run as a real subprocess.
 
 Once the borrow/repay call has started, the CLI cannot know whether its bytes left, so
-an interrupt is an unknown outcome (exit 6, "check the history"), never a plain 130.
-An interrupt before that point (at the confirmation prompt) is still 130.
+an interrupt is an unknown outcome (exit 6, "check the history"), never a plain 130 (or,
+for SIGTERM, a silent death). An interrupt before that point (at the confirmation
+prompt) is still 130.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable
 import pytest
 from test_cli import COMMAND, TIMEOUT, _clean_env
 
-from margin_async.cli import EXIT_INTERRUPTED, EXIT_OUTCOME_UNKNOWN
+from margin_async.cli import EXIT_INTERRUPTED, EXIT_OUTCOME_UNKNOWN, EXIT_TERMINATED
 from margin_async.testing import FakeKuCoin
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
@@ -48,8 +49,13 @@ async def _wait_for(condition: Callable[[], bool]) -> None:
         ),
     ],
 )
-async def test_ctrl_c_while_money_is_in_flight_exits_6(
-    args: tuple[str, ...], route: str, hint: str
+@pytest.mark.parametrize(
+    ("sig", "said"),
+    [(signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated")],
+    ids=["ctrl-c", "sigterm"],
+)
+async def test_a_signal_while_money_is_in_flight_exits_6(
+    args: tuple[str, ...], route: str, hint: str, sig: signal.Signals, said: str
 ) -> None:
     async with FakeKuCoin() as fake:
         creds = fake.add_account()
@@ -79,7 +85,7 @@ async def test_ctrl_c_while_money_is_in_flight_exits_6(
         )
         try:
             await _wait_for(lambda: fake.stats.requests[route] >= 1)
-            process.send_signal(signal.SIGINT)
+            process.send_signal(sig)
             async with asyncio.timeout(TIMEOUT):
                 out, err = await process.communicate()
         finally:
@@ -91,7 +97,7 @@ async def test_ctrl_c_while_money_is_in_flight_exits_6(
     assert process.returncode == EXIT_OUTCOME_UNKNOWN, stderr
     assert out == b""
     assert "Traceback" not in stderr
-    assert "interrupted" in stderr
+    assert f"{said} while the {args[0]} was under way" in stderr
     assert f"outcome unknown: the {args[0]} may or may not have been applied" in stderr
     assert f"check the history ({hint}" in stderr
     assert stderr.rstrip().endswith("before trying again")
@@ -146,3 +152,40 @@ async def test_ctrl_c_at_the_prompt_exits_130_and_sends_nothing() -> None:
     assert out == b""
     assert "interrupted" in stderr and "the borrow was not sent" in stderr
     assert "outcome unknown" not in stderr and "Traceback" not in stderr
+
+
+async def test_sigterm_during_a_history_stream_exits_143_with_a_message() -> None:
+    async with FakeKuCoin() as fake:
+        creds = fake.add_account()
+        fake.seed_history(creds.api_key, "USDT", borrows=0, repays=0, interest=50)
+        fake.set_latency(10 * TIMEOUT)
+        process = await asyncio.create_subprocess_exec(
+            *COMMAND,
+            "history",
+            "interest",
+            "--currency",
+            "USDT",
+            "--base-url",
+            fake.url,
+            env=_clean_env(
+                {
+                    "KUCOIN_API_KEY": creds.api_key,
+                    "KUCOIN_API_SECRET": creds.api_secret,
+                    "KUCOIN_API_PASSPHRASE": creds.api_passphrase,
+                }
+            ),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            await _wait_for(lambda: sum(fake.stats.requests.values()) >= 1)
+            process.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(TIMEOUT):
+                _, err = await process.communicate()
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    assert process.returncode == EXIT_TERMINATED, err
+    assert err.decode() == "margin-async: terminated\n"

@@ -59,6 +59,7 @@ from margin_async.cli._errors import (
     EXIT_OK,
     EXIT_OUTCOME_UNKNOWN,
     EXIT_RATE_LIMIT,
+    EXIT_TERMINATED,
     EXIT_USAGE,
     exit_code,
 )
@@ -71,6 +72,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_OUTCOME_UNKNOWN",
     "EXIT_RATE_LIMIT",
+    "EXIT_TERMINATED",
     "EXIT_USAGE",
     "exit_code",
     "main",

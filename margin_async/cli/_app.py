@@ -7,9 +7,11 @@ import argparse
 import asyncio
 import contextlib
 import os
+import signal
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any
 
 from margin_async import AuthenticationError, MarginError, OutcomeUnknownError, ValidationError
 from margin_async.cli._demo import register as _demo
@@ -19,6 +21,7 @@ from margin_async.cli._errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_OUTCOME_UNKNOWN,
+    EXIT_TERMINATED,
     Declined,
     UsageError,
     exit_code,
@@ -56,7 +59,7 @@ def _run(command: Command, args: argparse.Namespace, state: RunState) -> int:
     try:
         if command.prepare is not None:
             command.prepare(args, state)
-        asyncio.run(command.run(args, state))
+        asyncio.run(_terminable(command.run(args, state), state))
         sys.stdout.flush()
         return EXIT_OK
     except Declined:
@@ -85,6 +88,33 @@ def _run(command: Command, args: argparse.Namespace, state: RunState) -> int:
         )
 
 
+async def _terminable(run: Coroutine[Any, Any, None], state: RunState) -> None:
+    """Await ``run``; SIGTERM cancels it as Ctrl-C does.
+
+    By default SIGTERM kills the process on the spot: a borrow or repay under way would
+    end without the outcome-unknown message and exit 6 that Ctrl-C gets. Commands that
+    stop gracefully on SIGTERM (``sync``, ``sandbox``) install their own handler while
+    they run.
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+
+    def terminate() -> None:
+        state.terminated = True
+        task.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGTERM, terminate)
+    except (NotImplementedError, RuntimeError, ValueError):
+        await run  # no signal handlers here (Windows, or not the main thread)
+        return
+    try:
+        await run
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
 def _refused(
     error: ValidationError, args: argparse.Namespace, command: Command, state: RunState
 ) -> str:
@@ -105,24 +135,29 @@ def _fail(state: RunState, message: str, code: int) -> int:
 
 
 def _interrupted(state: RunState) -> int:
-    """Report Ctrl-C: exit 6 once a borrow/repay may have been sent, else 130."""
-    if not state.line_start:
-        sys.stderr.write("\n")  # after the terminal's ^C, on a line of its own
+    """Report Ctrl-C or SIGTERM: exit 6 once a borrow/repay may have been sent, else
+    130 (Ctrl-C) or 143 (SIGTERM)."""
+    if state.terminated:
+        what, code = "terminated", EXIT_TERMINATED
+    else:
+        what, code = "interrupted", EXIT_INTERRUPTED
+        if not state.line_start:
+            sys.stderr.write("\n")  # after the terminal's ^C, on a line of its own
     movement = state.movement
     if movement is not None and state.money is Money.IN_FLIGHT:
         return _fail(
             state,
-            f"interrupted while the {movement.name} was under way: outcome unknown: the "
+            f"{what} while the {movement.name} was under way: outcome unknown: the "
             f"{movement.name} may or may not have been applied; {movement.advice()}",
             EXIT_OUTCOME_UNKNOWN,
         )
     if movement is not None and state.money is Money.NOT_STARTED:
-        sys.stderr.write(f"{PROG}: interrupted; the {movement.name} was not sent\n")
+        sys.stderr.write(f"{PROG}: {what}; the {movement.name} was not sent\n")
     elif state.unfinished is not None:
-        sys.stderr.write(state.scrub(f"{PROG}: interrupted; {state.unfinished}\n"))
+        sys.stderr.write(state.scrub(f"{PROG}: {what}; {state.unfinished}\n"))
     else:
-        sys.stderr.write(f"{PROG}: interrupted\n")
-    return EXIT_INTERRUPTED
+        sys.stderr.write(f"{PROG}: {what}\n")
+    return code
 
 
 def _hint(error: Exception, state: RunState) -> str:

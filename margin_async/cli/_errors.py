@@ -33,6 +33,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_OUTCOME_UNKNOWN",
     "EXIT_RATE_LIMIT",
+    "EXIT_TERMINATED",
     "EXIT_USAGE",
     "Arg",
     "Declined",
@@ -52,6 +53,8 @@ EXIT_NETWORK = 5
 EXIT_OUTCOME_UNKNOWN = 6
 EXIT_API = 7
 EXIT_INTERRUPTED = 130
+#: Stopped by SIGTERM (128 + 15, as a shell reports a process the signal killed).
+EXIT_TERMINATED = 143
 #: The reader of our output went away (``| head``): 128 + SIGPIPE, as shell tools do.
 EXIT_BROKEN_PIPE = 141
 

@@ -26,6 +26,7 @@ from margin_async.cli._errors import (
     EXIT_OK,
     EXIT_OUTCOME_UNKNOWN,
     EXIT_RATE_LIMIT,
+    EXIT_TERMINATED,
     EXIT_USAGE,
     Arg,
 )
@@ -94,6 +95,8 @@ exit status:
   {EXIT_API:<4} other API error (a KuCoin error code, an unexpected reply, clock refused)
   {EXIT_INTERRUPTED:<4} interrupted (Ctrl-C); for borrow/repay, only before the request was
        under way (at the prompt): once it may have been sent, Ctrl-C exits 6
+  {EXIT_TERMINATED:<4} terminated (SIGTERM), with the same rule for borrow/repay as Ctrl-C
+       (sync finishes its transaction and exits 0 instead)
   {EXIT_BROKEN_PIPE:<4} the reader of the output went away (e.g. | head)
 """
 

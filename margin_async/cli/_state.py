@@ -69,6 +69,8 @@ class RunState:
     #: Whether the terminal's cursor is known to be at the start of a line (a progress
     #: display just ended its lines), so a message needs no newline before it.
     line_start: bool = False
+    #: Set when SIGTERM stopped the run (it is reported as an interrupt, by that name).
+    terminated: bool = False
     _forms: set[str] = attrs.field(factory=set, init=False)
     _noted: set[str] = attrs.field(factory=set, init=False)
 
