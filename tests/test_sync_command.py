@@ -329,7 +329,10 @@ def test_importing_needs_no_database_driver() -> None:
         "bad = [m for m in ('asyncpg', 'sqlite3') if m in sys.modules]; "
         "assert not bad, bad"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    # Without coverage: pytest-cov before 7 starts it in every subprocess (a .pth hook
+    # reading COV_CORE_*), and coverage keeps its data in sqlite3.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COV_CORE_", "COVERAGE_"))}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
 
 
