@@ -1,10 +1,10 @@
-"""7. Mirror (``margin_async.sync``): a first ``Mirror.run_once`` vs the raw stream, and
-its memory.
+"""7. Mirror (``margin_async.sync``): a first ``Mirror.run_once`` vs the raw stream, with
+the client's CPU binding and with the rate limit binding, and its memory.
 
-Throughput. One account on the fake holds N borrow, N repay and N interest records
-(USDT, cross margin). Contenders, one after the other in each round (interleaved), each
-reading every record of the three histories, 500 records a page, 8 pages in flight per
-history, the three histories at once:
+Throughput, CPU-bound (the mirror's own cost). One account on the fake holds N borrow,
+N repay and N interest records (USDT, cross margin). Contenders, one after the other in
+each round (interleaved), each reading every record of the three histories, 500 records
+a page, 8 pages in flight per history, the three histories at once:
 
 * raw stream: ``async for _ in client.borrow_history("USDT", page_size=500,
   prefetch=8)`` and the same for ``repay_history`` and ``interest_history``, run
@@ -25,10 +25,31 @@ Settings that keep the measurement on the mirror's own cost:
   CPU-bound at 8 pages in flight, so the ratios would hardly differ.
 * Quota: ``Mirror(quota=10**9)`` and an unlimited fake. At VIP0's default (4000 weight /
   30 s, 25% headroom) the mirror would read at most 75,000 records per 30 s: that would
-  measure the quota, which :mod:`benchmarks.quota` does for the SDK.
+  measure the quota, which the quota-bound table does.
 * Durability: SQLite as the store opens it (WAL, ``synchronous=NORMAL``); PostgreSQL
   with ``synchronous_commit=off`` (``fsync`` on), its equivalent: a commit survives the
   process being killed, a power loss may undo the last ones, never half of one.
+
+Throughput, quota-bound (the regime users meet: on the exchange the rate limit binds
+long before the client's CPU). The fake's quota is scaled down as in
+:mod:`benchmarks.quota` (600 weight per 3 s window in a full run; 240 per 1.2 s in a quick
+one, the same ceiling of 6,667 records/s), with :mod:`benchmarks.streaming`'s 20 ms
+latency. One account holds one borrow history (15 weight a page: 40 pages per window in
+a full run), sized so that the raw stream needs exactly 3 full windows plus one page that
+opens the 4th: an ideal client takes 3 windows. Contenders, each starting with a fresh,
+full window (the fake's rate limit set again just before it), 8 pages in flight:
+
+* raw stream: ``borrow_history`` as above (the SDK's own rate budget paces it);
+* a first ``run_once`` into SQLite with the fake's figures (``Mirror(quota=600,
+  window=3, headroom=0)`` in a full run): it may spend the whole quota;
+* the same with the default ``headroom=0.25``: it leaves a quarter of each window to the
+  account's own borrows and repays (30 pages of the 40), so the walk takes 4 windows:
+  its ceiling is 0.75x the raw stream's, shown next to the measurement (no target);
+* ``headroom=0`` into PostgreSQL.
+
+Borrow only, not the three histories at once: with pages of 15, 15 and 20 weight, how
+many fit a window depends on how the walks share it, and a window a few weight short of a
+page costs a whole window; one history keeps both ceilings exact.
 
 Memory. A fresh ``python -m benchmarks.sync --child`` process (started from a bare
 interpreter, so that its ``ru_maxrss`` is its own, as in :mod:`benchmarks.memory`) runs
@@ -61,6 +82,7 @@ import asyncio
 import contextlib
 import cProfile
 import json
+import math
 import os
 import pstats
 import pwd
@@ -81,7 +103,8 @@ from typing import Any
 from benchmarks.common import Mode, Report, Target, fmt, median, stdlib_json
 from benchmarks.server import FakeServer
 from margin_async import AccountPool, Credentials, Paginator
-from margin_async.sync import AccountSpec, Kind, Mirror, open_store
+from margin_async.sync import DEFAULT_HEADROOM, WEIGHTS, AccountSpec, Kind, Mirror, open_store
+from margin_async.sync._budget import DEFAULT_WINDOW_S
 
 __all__ = ["run"]
 
@@ -94,6 +117,11 @@ _QUOTA = 10**9
 _KINDS: tuple[Kind, ...] = ("borrow", "repay", "interest")
 #: Target: the mirror's records/s as a fraction of the raw stream's.
 _SPEED_TARGET = 0.8
+#: The fake's latency in the quota-bound table (as in :mod:`benchmarks.streaming`).
+_LATENCY = 0.020
+#: Full windows the quota-bound walk needs at the whole quota: with 3, it needs 4 at 75%
+#: of it (the default headroom), so both ideal times are whole windows.
+_WINDOWS = 3
 #: Target: peak RSS at the large count at most this many times the small count's.
 _MEMORY_TARGET = 1.5
 
@@ -129,10 +157,27 @@ async def _raw(url: str, creds: Credentials, kinds: Sequence[Kind]) -> _Run:
         return _Run(time.perf_counter() - wall, time.process_time() - cpu, sum(counts))
 
 
-async def _mirror(url: str, creds: Credentials, db_url: str, kinds: Sequence[Kind]) -> _Run:
+async def _mirror(
+    url: str,
+    creds: Credentials,
+    db_url: str,
+    kinds: Sequence[Kind],
+    *,
+    quota: int = _QUOTA,
+    window: float = DEFAULT_WINDOW_S,
+    headroom: float = DEFAULT_HEADROOM,
+) -> _Run:
     store = open_store(db_url)
     spec = AccountSpec(currencies=[_CURRENCY])
-    mirror = Mirror(store, {_LABEL: spec}, kinds=kinds, quota=_QUOTA, prefetch=_PREFETCH)
+    mirror = Mirror(
+        store,
+        {_LABEL: spec},
+        kinds=kinds,
+        quota=quota,
+        window=window,
+        headroom=headroom,
+        prefetch=_PREFETCH,
+    )
     async with (
         store,
         AccountPool({_LABEL: creds}, base_url=url, on_response=mirror.observe) as pool,
@@ -392,6 +437,181 @@ def _throughput(
     ]
 
 
+# -- quota-bound throughput -------------------------------------------------------------
+
+
+@dataclass
+class _Quota:
+    """The fake's scaled-down rate limit and a borrow walk sized to it."""
+
+    quota: int
+    window_ms: int
+    weight: int = WEIGHTS["borrow"]
+
+    @property
+    def window(self) -> float:
+        return self.window_ms / 1000
+
+    @property
+    def pages(self) -> int:
+        # _WINDOWS full windows for the raw stream, plus one page that opens the next.
+        return _WINDOWS * (self.quota // self.weight) + 1
+
+    @property
+    def records(self) -> int:
+        return (self.pages - 1) * _PAGE + 1
+
+    @property
+    def ceiling(self) -> float:
+        """The quota's ceiling, records/s (a whole window's weight spent on pages)."""
+        return self.quota / self.window / self.weight * _PAGE
+
+    def ideal(self, headroom: float) -> float:
+        """Seconds an ideal client spending ``1 - headroom`` of each window needs: one
+        burst per window, the last burst's pages (at least one) opening the last window."""
+        per_window = math.floor(self.quota * (1 - headroom)) // self.weight
+        return (math.ceil(self.pages / per_window) - 1) * self.window
+
+
+def _quota_bound(mode: Mode, server: FakeServer, pg: _Postgres | str, tmp: Path) -> Report:
+    limit = _Quota(mode.pick(60, 240, 600), mode.pick(300, 1_200, 3_000))
+    rounds = mode.pick(1, 1, 2)
+    records, raw_ideal = limit.records, limit.ideal(0)
+    report = Report(
+        f"7b. Mirror, quota-bound: first run_once vs the raw stream (one borrow history of "
+        f"{records:,} records = {limit.pages} pages of {_PAGE}; the fake's quota "
+        f"{limit.quota} weight / {limit.window:g} s, {_LATENCY * 1000:.0f} ms latency; "
+        f"{_PREFETCH} pages in flight, {rounds} interleaved round(s), medians)",
+        [
+            "contender",
+            "requests",
+            "429s",
+            "wall s",
+            "ideal s",
+            "records/s",
+            "client CPU s",
+            "records/s vs raw",
+            "ceiling vs raw",
+        ],
+    )
+    creds = server.account(borrows=records)
+    warm = asyncio.run(_raw(server.url, creds, ("borrow",)))  # renders the fake's pages once
+    assert warm.records == records, warm
+    made = 0
+
+    def sqlite(headroom: float) -> Callable[[], Coroutine[Any, Any, _Run]]:
+        def start() -> Coroutine[Any, Any, _Run]:
+            nonlocal made
+            made += 1
+            db = f"sqlite:///{tmp / f'quota-{made}.db'}"
+            return _mirror(server.url, creds, db, ("borrow",), **budget(headroom))
+
+        return start
+
+    async def postgres() -> _Run:
+        assert isinstance(pg, _Postgres)
+        db = await pg.create_database()
+        return await _mirror(server.url, creds, db, ("borrow",), **budget(0))
+
+    def budget(headroom: float) -> dict[str, Any]:
+        return {"quota": limit.quota, "window": limit.window, "headroom": headroom}
+
+    raw_label = "raw stream (borrow history)"
+    default = f"headroom={DEFAULT_HEADROOM:g} (default)"
+    contenders: dict[str, tuple[float, Callable[[], Coroutine[Any, Any, _Run]] | str]] = {
+        raw_label: (0, lambda: _raw(server.url, creds, ("borrow",))),
+        "Mirror.run_once → SQLite, headroom=0": (0, sqlite(0)),
+        f"Mirror.run_once → SQLite, {default}": (DEFAULT_HEADROOM, sqlite(DEFAULT_HEADROOM)),
+        "Mirror.run_once → PostgreSQL, headroom=0": (0, pg if isinstance(pg, str) else postgres),
+    }
+    runs: dict[str, list[_Run]] = {label: [] for label in contenders}
+    requests: dict[str, list[int]] = {label: [] for label in contenders}
+    rejected: dict[str, int] = dict.fromkeys(contenders, 0)
+    server.set_latency(_LATENCY)
+    try:
+        for _ in range(rounds):
+            for label, (_, contender) in contenders.items():
+                if isinstance(contender, str):
+                    continue
+                server.set_rate_limit(limit.quota, limit.window_ms)  # a fresh, full window
+                server.reset_stats()
+                result = asyncio.run(contender())
+                stats = server.stats()
+                requests[label].append(sum(stats["requests"].values()))
+                rejected[label] += int(stats["rate_limited"])
+                if result.records != records:
+                    raise RuntimeError(f"{label}: {result.records:,} records of {records:,}")
+                runs[label].append(result)
+            for leftover in tmp.glob("quota-*.db*"):
+                leftover.unlink()
+    finally:
+        server.set_latency(0)
+        server.unlimited()
+    raw_rate = records / median([r.wall for r in runs[raw_label]])
+    for label, (headroom, contender) in contenders.items():
+        expected = raw_ideal / limit.ideal(headroom)
+        if isinstance(contender, str):
+            report.add(label, "–", "–", "–", "–", "–", "–", contender, f"{expected:.2f}×")
+            report.targets.append(
+                Target(
+                    f"{label}: ≥ {_SPEED_TARGET}× the raw stream",
+                    None,
+                    contender.removeprefix("skipped: "),
+                )
+            )
+            continue
+        wall = median([r.wall for r in runs[label]])
+        rate = records / wall
+        report.add(
+            label,
+            "/".join(sorted({f"{n:,}" for n in requests[label]})),
+            str(rejected[label]),
+            f"{wall:.2f}",
+            f"{limit.ideal(headroom):.2f}",
+            fmt(rate, 0),
+            f"{median([r.cpu for r in runs[label]]):.2f}",
+            f"{rate / raw_rate:.2f}×",
+            f"{expected:.2f}×",
+        )
+        if label.startswith("Mirror") and headroom == 0:
+            report.targets.append(
+                Target(
+                    f"{label}: ≥ {_SPEED_TARGET}× the raw stream's records/s",
+                    rate / raw_rate >= _SPEED_TARGET,
+                    f"{rate / raw_rate:.2f}× ({fmt(rate, 0)} vs {fmt(raw_rate, 0)} records/s)",
+                )
+            )
+    per_window = limit.quota // limit.weight
+    allowance = math.floor(limit.quota * (1 - DEFAULT_HEADROOM))
+    report.notes += [
+        f"The regime users meet: the rate limit binds long before the client's CPU (at "
+        f"KuCoin's VIP0 quota, 4000 weight / 30 s, a borrow page of {_PAGE} weighs "
+        f"{limit.weight}: at most {4000 / 30 / limit.weight * _PAGE:,.0f} records/s per "
+        f"account). Scaled down as in benchmark 4: {limit.quota} weight / "
+        f"{limit.window:g} s is {per_window} pages per window, a ceiling of "
+        f"{fmt(limit.ceiling, 0)} records/s; the walk needs {_WINDOWS} full windows and "
+        f"one page that opens window {_WINDOWS + 1}, so an ideal client takes "
+        f"{raw_ideal:g} s ('ideal s'). Each contender starts with a fresh, full window "
+        "(the fake's rate limit set again just before it).",
+        "Borrow history only: with the three histories at once (15, 15 and 20 weight a "
+        "page) how many pages fit a window depends on how the walks share it, and a "
+        "window a few weight short of a page would cost a whole window; one history keeps "
+        "the ceiling exact.",
+        f"The mirror runs with the fake's figures (quota={limit.quota}, "
+        f"window={limit.window:g}). headroom=0 lets it spend the whole quota: target "
+        f"≥ {_SPEED_TARGET}× the raw stream. The default headroom ({DEFAULT_HEADROOM:g}) "
+        f"leaves a quarter of each window to the account's own borrows and repays, by "
+        f"design: the mirror spends at most {allowance} weight ({allowance // limit.weight} "
+        f"pages) a window, so the walk takes {limit.ideal(DEFAULT_HEADROOM) / limit.window:g} "
+        f"windows instead of {_WINDOWS} and its ceiling is "
+        f"{raw_ideal / limit.ideal(DEFAULT_HEADROOM):.2f}× the raw stream's ('ceiling vs "
+        "raw'): no target, the measurement is shown next to that ceiling.",
+        "Requests and 429s: counted by the fake for each run. Client CPU: "
+        "time.process_time() of this process (the SQLite store's thread included).",
+    ]
+    return report
+
+
 # -- memory -----------------------------------------------------------------------------
 
 
@@ -454,7 +674,7 @@ def _measure(url: str, creds: Credentials, db_url: str) -> dict[str, Any]:
 def _memory(mode: Mode, server: FakeServer, pg: _Postgres | str, tmp: Path) -> Report:
     small, large = mode.pick(2_000, 10_000, 100_000), mode.pick(10_000, 100_000, 1_000_000)
     report = Report(
-        "7b. Mirror memory (peak RSS of a fresh process mirroring one borrow history, "
+        "7c. Mirror memory (peak RSS of a fresh process mirroring one borrow history, "
         "first run_once)",
         [
             "store",
@@ -521,7 +741,7 @@ def _memory(mode: Mode, server: FakeServer, pg: _Postgres | str, tmp: Path) -> R
 
 @dataclass
 class _Sections(Report):
-    """The throughput table, then the memory table."""
+    """The CPU-bound throughput table, then the quota-bound one, then memory."""
 
     more: list[Report] | None = None
 
@@ -549,7 +769,10 @@ def run(mode: Mode) -> Report:
         FakeServer() as server,
     ):
         _throughput(mode, server, pg, Path(tmp), report)
-        report.more = [_memory(mode, server, pg, Path(tmp))]
+        report.more = [
+            _quota_bound(mode, server, pg, Path(tmp)),
+            _memory(mode, server, pg, Path(tmp)),
+        ]
     return report
 
 
