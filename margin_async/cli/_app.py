@@ -94,7 +94,8 @@ async def _terminable(run: Coroutine[Any, Any, None], state: RunState) -> None:
     By default SIGTERM kills the process on the spot: a borrow or repay under way would
     end without the outcome-unknown message and exit 6 that Ctrl-C gets. Commands that
     stop gracefully on SIGTERM (``sync``, ``sandbox``) install their own handler while
-    they run.
+    they run (:func:`~margin_async.cli._signals.stop_on_signals`), which takes this one's
+    place.
     """
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 
 from margin_async import (
     DEFAULT_BASE_URL,
@@ -22,7 +22,7 @@ from margin_async.cli._parser import ENV_BASE_URL
 from margin_async.cli._sandbox import SANDBOX_BORROWS, sandbox_account
 from margin_async.cli._state import RunState
 
-__all__ = ["WaitHook", "open_client"]
+__all__ = ["WaitHook", "base_url_refused", "choose_base_url", "no_sandbox_options", "open_client"]
 
 #: Called when a request starts waiting (the SDK's ``on_wait``; see ``progress.Display``).
 WaitHook = Callable[[WaitEvent], None]
@@ -42,24 +42,12 @@ async def open_client(
     """
     if not args.sandbox:
         creds, file_url = credentials(args, state)
-        env_url = os.environ.get(ENV_BASE_URL)
-        base_url, source = next(
-            (url, source)
-            for url, source in (
-                (args.base_url, "--base-url"),
-                (file_url, f"{ENV_BASE_URL} in {args.credentials}"),
-                (env_url, f"${ENV_BASE_URL}"),
-                (DEFAULT_BASE_URL, "the default base URL"),
-            )
-            if url
-        )
+        named = {args.credentials: file_url} if file_url else {}
+        base_url, source = choose_base_url(args, named)
         async with _client(args, creds, base_url, "cli", source, on_wait) as client:
             yield client
         return
-    if args.base_url or args.credentials:
-        raise UsageError(
-            "--sandbox uses its own exchange and account; drop --base-url/--credentials"
-        )
+    no_sandbox_options(args)
     from margin_async.testing import FakeKuCoin  # aiohttp.web: only when it is needed
 
     async with FakeKuCoin() as fake:
@@ -78,7 +66,7 @@ async def _client(
     source: str,
     on_wait: WaitHook | None,
 ) -> AsyncIterator[MarginClient]:
-    try:
+    with base_url_refused(source):
         client = MarginClient(
             creds,
             base_url=base_url,
@@ -87,9 +75,50 @@ async def _client(
             label=label,
             on_wait=on_wait,
         )
+    async with client:
+        yield client
+
+
+def choose_base_url(args: argparse.Namespace, named: Mapping[str, str]) -> tuple[str, str]:
+    """The exchange's base URL and where it came from (for messages): ``--base-url``,
+    else the one the credentials files name (``named``: file -> its URL), else
+    ``$MARGIN_ASYNC_BASE_URL``, else the real exchange. Files that name different
+    exchanges are refused without ``--base-url``: one run talks to one exchange."""
+    urls = sorted(set(named.values()))
+    if len(urls) > 1 and not args.base_url:
+        raise UsageError(
+            f"the credentials files name different base URLs ({', '.join(urls)}): "
+            "the accounts of one run share one exchange; pass --base-url"
+        )
+    from_file = next(((url, f"{ENV_BASE_URL} in {path}") for path, url in named.items()), None)
+    env_url = os.environ.get(ENV_BASE_URL)
+    return next(
+        (url, source)
+        for url, source in (
+            (args.base_url, "--base-url"),
+            from_file or (None, ""),
+            (env_url, f"${ENV_BASE_URL}"),
+            (DEFAULT_BASE_URL, "the default base URL"),
+        )
+        if url
+    )
+
+
+@contextlib.contextmanager
+def base_url_refused(source: str) -> Iterator[None]:
+    """The SDK's refusal of the base URL, raised inside, said with where the URL came
+    from (``$MARGIN_ASYNC_BASE_URL must be an http(s) URL``), as a person fixes it there."""
+    try:
+        yield
     except ValidationError as exc:
         if exc.argument != "base_url":
             raise
         raise UsageError(f"{source} {str(exc).removeprefix('base_url: ')}") from None
-    async with client:
-        yield client
+
+
+def no_sandbox_options(args: argparse.Namespace) -> None:
+    """Refuse ``--base-url`` and ``--credentials`` with ``--sandbox`` (which has both)."""
+    if args.base_url or args.credentials:
+        raise UsageError(
+            "--sandbox uses its own exchange and credentials; drop --base-url/--credentials"
+        )

@@ -140,6 +140,7 @@ class Commands:
         prepare: Prepare | None = None,
         arguments: Mapping[str, Arg] | None = None,
         connection: bool = True,
+        description: str = "",
         epilog: str = "",
     ) -> argparse.ArgumentParser:
         """Add subcommand ``name`` running ``run``; return its parser for its arguments.
@@ -147,13 +148,14 @@ class Commands:
         ``connection`` adds the options that choose the exchange and the client's
         behaviour (``--sandbox``, ``--base-url``, ``--credentials``, ``--timeout``,
         ``--attempts``); every subcommand takes ``--debug``. ``arguments`` maps the SDK
-        parameters this command passes on to the flags that carry them. ``epilog`` is
-        what this command's ``--help`` says after its options (then :data:`SEE_ALSO`).
+        parameters this command passes on to the flags that carry them. ``description``
+        opens this command's ``--help`` (default: ``help_text``); ``epilog`` is what it
+        says after its options (then :data:`SEE_ALSO`).
         """
         sub = self._subparsers.add_parser(
             name,
             help=help_text,
-            description=help_text,
+            description=description or help_text,
             epilog="\n".join(part for part in (epilog, SEE_ALSO) if part),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )

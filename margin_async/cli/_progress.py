@@ -73,6 +73,9 @@ class Stream:
     records: int = 0
     #: Ended by an error or an interrupt (the display then says "stopped").
     stopped: bool = False
+    #: What the command says of its progress instead of the pace and the exchange's
+    #: silence (``sync``: the accounts and their lag; a quiet exchange is normal there).
+    detail: str | None = None
     started: float = attrs.field(factory=time.monotonic)
     last: float = attrs.field(factory=time.monotonic)
     ended: float | None = None
@@ -89,13 +92,16 @@ class Stream:
         self._display.update(self, total)
 
     def status(self) -> str:
-        """What the stream is doing now: waiting (for what, how long), or its pace."""
+        """What the stream is doing now: waiting (for what, how long), else its
+        :attr:`detail` or its pace."""
         if self.stopped:
             return "stopped"
         now = time.monotonic()
         wait = self._display.wait
         if wait.until > now:
             return f"waiting {math.ceil(wait.until - now)} s {wait.reason}"
+        if self.detail is not None:
+            return self.detail
         # Since the last page, or the end of the last announced wait, whichever is later.
         idle = now - max(self.last, wait.until)
         if idle >= _SLOW_S:

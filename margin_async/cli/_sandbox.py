@@ -4,18 +4,17 @@ that ``--sandbox`` and the sandbox command share."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import errno
-import signal
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from margin_async import Credentials, MarginClient
 from margin_async.cli._errors import UsageError
 from margin_async.cli._parser import ENV_BASE_URL, Commands, at_least
+from margin_async.cli._signals import stop_on_signals
 from margin_async.cli._state import RunState
 
 if TYPE_CHECKING:
@@ -103,28 +102,11 @@ async def _serving(fake: FakeKuCoin, port: int) -> AsyncIterator[FakeKuCoin]:
         await fake.close()
 
 
-@contextlib.contextmanager
-def _stop_on_signal() -> Iterator[asyncio.Event]:
-    """An event set by SIGINT or SIGTERM (instead of KeyboardInterrupt or death)."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    signals = (signal.SIGINT, signal.SIGTERM)
-    for sig in signals:
-        with contextlib.suppress(NotImplementedError):  # Windows: Ctrl-C still interrupts
-            loop.add_signal_handler(sig, stop.set)
-    try:
-        yield stop
-    finally:
-        for sig in signals:
-            with contextlib.suppress(NotImplementedError):
-                loop.remove_signal_handler(sig)
-
-
 async def _run(args: argparse.Namespace, state: RunState) -> None:
     from margin_async.testing import FakeKuCoin  # aiohttp.web: only when it is needed
 
     # Handlers first: whoever reads the URL below may signal at once, and must get exit 0.
-    with _stop_on_signal() as stop:
+    with stop_on_signals() as stop:
         async with _serving(FakeKuCoin(port=args.port, seed=args.seed), args.port) as fake:
             creds = await sandbox_account(fake, args.seed_records)
             # Printing these secrets is the point: they are throwaway keys of a local fake.
