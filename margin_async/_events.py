@@ -33,6 +33,9 @@ class ResponseEvent:
     error: str | None = None
     #: Label of the client (e.g. its account name in a pool), if it was given one.
     label: str | None = None
+    #: ``gw-ratelimit-reset`` of the reply (ms until the quota's window resets), when
+    #: present.
+    ratelimit_reset_ms: int | None = None
 
 
 #: A callable invoked synchronously after every attempt; it must not block.

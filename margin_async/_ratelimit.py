@@ -191,18 +191,17 @@ class RateBudget:
         at = time.monotonic() if received_at is None else received_at
         reset_at = at + min(reset_ms / 1000, self._window)
         self._limit = limit
-        if (
-            not self._announced
-            or self._reset_at is None
-            or reset_at > self._reset_at + _SAME_WINDOW
-        ):
-            # The first figures, or a later window.
+        if not self._announced or self._reset_at is None or at >= self._reset_at:
+            # The first figures, or the first reply since the window we knew of reset.
             self._remaining = remaining
             self._reset_at = reset_at
         elif reset_at >= self._reset_at - _SAME_WINDOW:
-            # Replies can arrive out of order: within one window the smallest figure is
-            # the newest.
+            # Received before the window we know of reset, so written in it (or before:
+            # a reply read late, after the event loop stalled, looks newer than it is).
+            # Within one window the smallest figure is the newest, and the earliest
+            # reset the best estimate: reading a reply late only pushes its reset later.
             self._remaining = min(self._remaining, remaining)
+            self._reset_at = min(self._reset_at, reset_at)
         # else: a late reply from an earlier window says nothing about this one.
         self._announced = True
         self._heard = True

@@ -430,6 +430,7 @@ class Session:
                 remaining,
                 error,
                 self._label,
+                int_header(headers, "gw-ratelimit-reset"),
             )
             try:
                 self._on_response(event)

@@ -6,6 +6,7 @@ Resets are tens of milliseconds; the tests assert order and state, never duratio
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -101,12 +102,28 @@ async def test_out_of_order_replies_keep_the_minimum() -> None:
 
 async def test_new_window_replaces_remaining() -> None:
     b = RateBudget()
-    b.observe(h(4000, 100, 1_000))
-    b.observe(h(4000, 3990, 29_990))  # the reset is 29 s later: a new window
+    now = time.monotonic()
+    b.observe(h(4000, 100, 1_000), now)
+    b.observe(h(4000, 3990, 29_990), now + 1.0)  # read after that window reset: a new one
     assert b.remaining == 3990
     assert b.seconds_until_reset() > 20
-    b.observe(h(6000, 5990, 29_980))  # a new limit (VIP upgrade) is taken at once
+    b.observe(h(6000, 5990, 29_980), now + 1.01)  # a new limit (VIP upgrade) is taken at once
     assert (b.limit, b.remaining) == (6000, 3990)  # within the window, the smaller figure
+
+
+async def test_a_reply_read_late_does_not_pass_for_a_new_window() -> None:
+    # The event loop stalled: a reply written early in the window (more remaining) is
+    # read late, so its reset looks 0.8 s later than the window's. It used to be taken
+    # for a new window, and the timely replies after it for an old one: the budget spent
+    # on the stale figure and collected 429s.
+    b = RateBudget()
+    t = time.monotonic()
+    b.observe(h(600, 600, 3_000), t)  # the window resets at t + 3
+    b.observe(h(600, 300, 2_000), t + 1.0)
+    b.observe(h(600, 500, 2_800), t + 1.0)  # written at t + 0.2, read at t + 1.0
+    b.observe(h(600, 280, 1_900), t + 1.1)
+    assert b.remaining == 280
+    assert b.seconds_until_reset() <= t + 3 - time.monotonic() + 0.001
 
 
 @pytest.mark.parametrize("reset", [30_001, 60_000, 1_733_000_000_000, 10**17])

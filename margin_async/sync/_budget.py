@@ -41,6 +41,8 @@ WEIGHTS = {"borrow": 15, "repay": 15, "interest": 20}
 _HEAVIEST = max(WEIGHTS.values())
 # While the exchange reports too little remaining, look again after this share of the window.
 _RECHECK = 0.1
+# Past an announced reset, so that the next window has surely begun (seconds).
+_MARGIN = 0.05
 
 
 class Headroom:
@@ -52,7 +54,7 @@ class Headroom:
     hold more of the mirror's weight than the allowance.
     """
 
-    __slots__ = ("_allowance", "_reserve", "_seen", "_uses", "_wake", "_window")
+    __slots__ = ("_allowance", "_reserve", "_seen", "_seen_until", "_uses", "_wake", "_window")
 
     def __init__(self, *, quota: int, headroom: float, window: float) -> None:
         check(quota=quota, headroom=headroom, window=window)
@@ -62,8 +64,10 @@ class Headroom:
         #: [counted until (monotonic; None while in flight), weight] per request.
         self._uses: list[list[Any]] = []
         self._wake = asyncio.Event()
-        #: Remaining last reported by the exchange, less the mirror's weight since.
+        #: Remaining last reported by the exchange, less the mirror's weight since, and
+        #: when (monotonic) that report's window resets (``None``: it did not say).
         self._seen: int | None = None
+        self._seen_until: float | None = None
 
     @property
     def allowance(self) -> int:
@@ -75,9 +79,13 @@ class Headroom:
         """Weight the mirror leaves to others."""
         return self._reserve
 
-    def observe(self, remaining: int) -> None:
-        """A reply of this account said ``gw-ratelimit-remaining: remaining``."""
+    def observe(self, remaining: int, reset_ms: int | None = None) -> None:
+        """A reply of this account said ``gw-ratelimit-remaining: remaining`` (and
+        ``gw-ratelimit-reset: reset_ms``, when given)."""
         self._seen = remaining
+        self._seen_until = None
+        if reset_ms is not None:
+            self._seen_until = time.monotonic() + min(reset_ms / 1000, self._window)
 
     @contextlib.asynccontextmanager
     async def use(self, weight: int) -> AsyncIterator[None]:
@@ -102,11 +110,15 @@ class Headroom:
                     async with asyncio.timeout(min(ends) - now if ends else None):
                         await wake.wait()
                 continue
+            if self._seen_until is not None and now >= self._seen_until:
+                self._seen = self._seen_until = None  # that window has reset
             if self._seen is not None and self._seen - weight < self._reserve:
-                # Others are spending this account's quota: leave them the reserve. The
-                # figure is stale once waited on, so the next request looks again.
-                self._seen = None
-                await asyncio.sleep(self._window * _RECHECK)
+                # Others are spending this account's quota: leave them the reserve, until
+                # the window resets (if the exchange said when), else look again soon.
+                # The figure is stale once waited on, so the next request looks again.
+                until, self._seen, self._seen_until = self._seen_until, None, None
+                wait = self._window * _RECHECK if until is None else until - now + _MARGIN
+                await asyncio.sleep(wait)
                 continue
             use: list[Any] = [None, weight]
             uses.append(use)

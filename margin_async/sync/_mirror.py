@@ -539,7 +539,8 @@ class Mirror:
         """An ``on_response`` hook: learn what the exchange says remains of each
         account's quota (events are matched to accounts by their label)."""
         if event.label in self.accounts and event.ratelimit_remaining is not None:
-            self._budget(event.label).observe(event.ratelimit_remaining)
+            budget = self._budget(event.label)
+            budget.observe(event.ratelimit_remaining, event.ratelimit_reset_ms)
 
     def status(self) -> SyncStatus:
         """A snapshot of the mirror's progress (safe to call while it runs)."""
