@@ -19,8 +19,8 @@ import json
 import os
 import sys
 
-import margin_async.sync._command as command
 import margin_async.testing  # noqa: F401 - imported once here, not in every child
+from margin_async.cli import main as cli_main
 
 with contextlib.suppress(ImportError):  # the SQLite tests need no driver
     import asyncpg  # noqa: F401
@@ -34,7 +34,7 @@ def _child(log: str, args: list[str]) -> None:
     os.dup2(out, 2)
     code = 1
     try:
-        code = command.main(["sync", *args])
+        code = cli_main(["sync", *args])
     finally:
         sys.stdout.flush()
         sys.stderr.flush()

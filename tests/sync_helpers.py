@@ -19,8 +19,9 @@ import attrs
 
 from margin_async import Credentials, MarginClient
 
-#: ``python -m margin_async.sync sync ...``: the command, as a subprocess.
-SYNC = [sys.executable, "-m", "margin_async.sync", "sync"]
+#: ``margin-async sync ...`` (``python -m margin_async.cli sync``): the command, as a
+#: subprocess.
+SYNC = [sys.executable, "-m", "margin_async.cli", "sync"]
 
 
 def clean_env(creds: Credentials | None = None, **extra: str) -> dict[str, str]:

@@ -18,7 +18,7 @@ from test_cli import TIMEOUT, _clean_env, jsonl, run
 
 import margin_async
 import margin_async.cli
-import margin_async.sync._command
+import margin_async.sync
 import margin_async.testing
 from margin_async.cli import EXIT_OK, EXIT_USAGE
 
@@ -28,8 +28,7 @@ MODULES = sorted(CLI_DIR.glob("*.py"))
 PUBLIC = {
     "margin_async": set(margin_async.__all__),
     "margin_async.testing": set(margin_async.testing.__all__),
-    # The sync command lives with the mirror; cli/sync.py only mounts it.
-    "margin_async.sync._command": set(margin_async.sync._command.__all__),
+    "margin_async.sync": set(margin_async.sync.__all__),
 }
 
 
@@ -59,7 +58,7 @@ def _sdk_imports(path: Path) -> list[tuple[str, list[str], int]]:
 def test_cli_imports_only_public_names(path: Path) -> None:
     for module, names, line in _sdk_imports(path):
         where = f"{path.name}:{line}"
-        assert module in PUBLIC, f"{where} imports {module}: only margin_async(.testing)"
+        assert module in PUBLIC, f"{where} imports {module}: only margin_async(.testing|.sync)"
         assert names, f"{where}: `import {module}` (import public names from it instead)"
         private = set(names) - PUBLIC[module]
         assert not private, f"{where} imports {sorted(private)} from {module}: not in __all__"

@@ -1,5 +1,5 @@
-"""``margin-async sync`` is mounted in the main command (the mirror's own tests cover it
-in depth through ``python -m margin_async.sync``)."""
+"""``margin-async sync`` end to end through the main command, as a person runs it
+(test_sync_command.py covers the command in depth, test_sync*.py the mirror)."""
 
 from __future__ import annotations
 

@@ -63,7 +63,6 @@ PUBLIC_MODULES = {
     "margin_async.testing",
     "margin_async.testing.pytest_plugin",
     "margin_async.sync",
-    "margin_async.sync.__main__",
     "margin_async.cli",
     "margin_async.cli.__main__",
 }

@@ -1,10 +1,9 @@
-"""The ``sync`` command (``python -m margin_async.sync sync``), its accounts and
-credentials files, exit codes, signals and output; in process and as a subprocess,
-against the embedded sandbox or a loopback FakeKuCoin only."""
+"""The ``sync`` command (``margin-async sync``, :mod:`margin_async.cli._sync`), its
+accounts and credentials files, exit codes, signals and output; in process and as a
+subprocess, against the embedded sandbox or a loopback FakeKuCoin only."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import re
@@ -18,8 +17,20 @@ import pytest
 from sync_helpers import SYNC, clean_env, query, run_sync
 
 from margin_async import Credentials
-from margin_async.sync import AccountSpec, SyncConfigError, load_accounts, load_credentials_file
-from margin_async.sync._command import add_arguments, exit_code, main, register
+from margin_async.cli import EXIT_API, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, exit_code, main
+from margin_async.cli._app import COMMANDS
+from margin_async.cli._errors import UsageError
+from margin_async.cli._parser import Command, build_parser
+from margin_async.cli._state import RunState
+from margin_async.cli._sync_accounts import account_credentials
+from margin_async.cli._sync_run import run
+from margin_async.sync import (
+    AccountSpec,
+    LeaseLostError,
+    StoreError,
+    SyncConfigError,
+    load_accounts,
+)
 from margin_async.testing import FakeKuCoin
 
 SECRET = "s3cr3t-never-printed"
@@ -45,14 +56,22 @@ def test_sandbox_once_is_quiet_when_piped(tmp_path: Path) -> None:
     assert counts(db) == {"borrow_orders": 2200, "repay_orders": 1200, "interest_records": 4200}
 
 
-async def test_run_reports_the_credentials_it_reads(tmp_path: Path) -> None:
-    from margin_async.sync._command import build_parser, run
-
-    argv = ["sync", "--sandbox", "--db", f"sqlite:///{tmp_path / 'm.db'}", "--once"]
-    args = build_parser().parse_args([*argv, "--sandbox-records", "10", "--no-progress"])
-    seen: list[Credentials] = []
-    await run(args, on_credentials=seen.append)
-    assert len(seen) == 1 and isinstance(seen[0], Credentials)
+async def test_run_scrubs_the_secrets_it_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with FakeKuCoin() as fake:
+        creds = fake.add_account()
+        for name, value in clean_env(creds).items():
+            if name.startswith("KUCOIN_"):
+                monkeypatch.setenv(name, value)
+        argv = ["sync", "--db", f"sqlite:///{tmp_path / 'm.db'}", "--once", "--no-progress"]
+        args = build_parser(COMMANDS).parse_args([*argv, "--base-url", fake.url])
+        args.currency = ["USDT"]
+        state = RunState()
+        await run(args, state)
+    assert state.scrub(f"x {creds.api_secret} {creds.api_passphrase} y") == (
+        "x [redacted] [redacted] y"
+    )
 
 
 def test_progress_on_request(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -61,7 +80,9 @@ def test_progress_on_request(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     argv += ["--currency", "usdt", "--kinds", "interest,borrow", "--sandbox-records", "100"]
     assert main(argv) == 0
     err = capsys.readouterr().err
-    assert "sync: 1/1 accounts up to date, 300 records\n" in err
+    # The CLI's display (its last state: one line, the records written), then a summary.
+    assert re.search(r"sync .*300/300 records", err), err
+    assert err.endswith("sync: 1/1 accounts up to date, 300 records\n")
     assert counts(db) == {"borrow_orders": 100, "repay_orders": 0, "interest_records": 200}
 
 
@@ -108,26 +129,29 @@ def test_accounts_file_sources_and_refusals(
     )
     one, two = load_accounts(accounts)
     assert one.spec == AccountSpec(currencies=["USDT", "BTC"], isolated=["BTC-USDT"], cross=False)
-    assert one.credentials() == Credentials("k1", SECRET, "p1")
+    state = RunState()
+    assert account_credentials(one, state) == (Credentials("k1", SECRET, "p1"), None)
+    assert state.scrub(SECRET) == "[redacted]"
     assert two.spec == AccountSpec()
     monkeypatch.setenv("TWO_KEY", "k2")
     monkeypatch.setenv("TWO_SECRET", SECRET)
     monkeypatch.setenv("TWO_PASS", "p2")
     monkeypatch.setenv("TWO_VERSION", "2")
-    assert two.credentials() == Credentials("k2", SECRET, "p2", 2)
+    assert account_credentials(two, RunState())[0] == Credentials("k2", SECRET, "p2", 2)
     monkeypatch.setenv("TWO_VERSION", "5")
-    with pytest.raises(SyncConfigError, match="TWO_VERSION must be 2 or 3"):
-        two.credentials()
+    with pytest.raises(UsageError, match="TWO_VERSION must be 2 or 3"):
+        account_credentials(two, RunState())
     monkeypatch.setenv("TWO_VERSION", "3")
     monkeypatch.setenv("TWO_KEY", "has space")
-    with pytest.raises(SyncConfigError, match="TWO_KEY is not valid"):
-        two.credentials()
+    with pytest.raises(UsageError, match="TWO_KEY is not valid"):
+        account_credentials(two, RunState())
     monkeypatch.delenv("TWO_PASS")
-    with pytest.raises(SyncConfigError, match=r"TWO_PASS \(api_passphrase\) is not set"):
-        two.credentials()
+    with pytest.raises(UsageError, match=r"TWO_PASS \(api_passphrase\) is not set"):
+        account_credentials(two, RunState())
 
     refusals = {
         f'[[accounts]]\nlabel = "x"\napi_secret = "{SECRET}"\n': "looks like a secret",
+        f'[[accounts]]\nlabel = "x"\nKUCOIN_API_PASSPHRASE = "{SECRET}"\n': "like a secret",
         f'[[accounts]]\nlabel = "x"\nenv = {{ api_key = "K", api_secret = "{SECRET}!", '
         'api_passphrase = "P" }\n': "must be the NAME of an environment variable",
         '[[accounts]]\nlabel = "x"\nenv = { api_key = "K" }\n': "env lacks api_secret",
@@ -159,31 +183,33 @@ def test_accounts_file_sources_and_refusals(
         load_accounts(tmp_path / "missing.toml")
 
 
-def test_credentials_files(tmp_path: Path) -> None:
+def test_an_accounts_file_credentials_file_is_read_as_cli_credentials_are(
+    tmp_path: Path,
+) -> None:
+    # The CLI's reader (margin_async.cli._credentials, tested in depth by
+    # test_cli_credentials.py): the same refusals, never showing the content.
     path = tmp_path / "c.json"
+    accounts = tmp_path / "accounts.toml"
+    accounts.write_text('[[accounts]]\nlabel = "a"\ncredentials = "c.json"\n')
+    [entry] = load_accounts(accounts)
     path.write_text(f'{{"api_key": "k", "api_secret": "{SECRET}", "api_passphrase": "p"}}')
     path.chmod(0o644)
-    with pytest.raises(SyncConfigError, match="chmod 600"):
-        load_credentials_file(path)
+    with pytest.raises(UsageError, match="chmod 600"):
+        account_credentials(entry, RunState())
     path.chmod(0o600)
-    assert load_credentials_file(path) == Credentials("k", SECRET, "p")
+    assert account_credentials(entry, RunState()) == (Credentials("k", SECRET, "p"), None)
     for text, message in {
         "{": "not valid JSON",
-        "[1]": "line 1: expected KEY=VALUE",
-        f'{{"secret": "{SECRET}"}}': "lacks api_key, api_passphrase",
         f'{{"api_key": "k", "key": "k2", "secret": "{SECRET}", "passphrase": "p"}}': "twice",
-        f'{{"api_key": "k", "secret": "{SECRET}", "passphrase": "p", "key_version": 4}}': "2 or 3",
-        f'{{"api_key": "k", "secret": "{SECRET}", "passphrase": "p", "colour": 1}}': "unknown key",
-        f'{{"api_key": ["k"], "secret": "{SECRET}", "passphrase": "p"}}': "must be a string",
-        f'{{"api_key": "k k", "secret": "{SECRET}", "passphrase": "p"}}': "api_key is not valid",
         f"{SECRET}\n": "line 1: expected KEY=VALUE",
     }.items():
         path.write_text(text)
-        with pytest.raises(SyncConfigError, match=re.escape(message)) as caught:
-            load_credentials_file(path)
+        with pytest.raises(UsageError, match=re.escape(message)) as caught:
+            account_credentials(entry, RunState())
         assert SECRET not in str(caught.value)
-    with pytest.raises(SyncConfigError, match="cannot read it"):
-        load_credentials_file(tmp_path / "missing")
+    path.unlink()
+    with pytest.raises(UsageError, match="cannot read credentials file"):
+        account_credentials(entry, RunState())
 
 
 @pytest.mark.parametrize(
@@ -191,14 +217,23 @@ def test_credentials_files(tmp_path: Path) -> None:
     [
         (["--once"], "give --db URL"),
         (["--once", "--db", "mysql://u:pw@h/db"], "unsupported database URL"),
-        (["--once", "--db", "sqlite:///m.db", "--kinds", "loans"], "kinds: must be"),
-        (["--once", "--db", "sqlite:///m.db", "--currency", "U$D"], "not a currency code"),
-        (["--once", "--db", "sqlite:///m.db", "--symbols", "BTC"], "not a symbol"),
+        (["--once", "--db", "sqlite:///m.db", "--kinds", "loans"], "--kinds must be"),
+        (["--once", "--db", "sqlite:///m.db", "--currency", "U$D"], "--currency 'U$D' is not"),
+        (["--once", "--db", "sqlite:///m.db", "--symbols", "BTC"], "--symbols 'BTC' is not"),
+        (["--once", "--db", "sqlite:///m.db", "--label", ""], "--label must not be empty"),
         (["--once", "--db", "sqlite:///m.db"], "no credentials"),
         (["--once", "--db", "sqlite:///m.db", "--currency", "USDT"], "no credentials"),
         (["--once", "--db", "sqlite:///m.db", "--kinds", "borrow"], "need currencies"),
         (["--once", "--db", "sqlite:///m.db", "--sandbox", "--base-url", "x"], "drop --base-url"),
-        (["--once", "--db", "sqlite:///m.db", "--quota", "20"], "headroom"),
+        (["--once", "--db", "sqlite:///m.db", "--quota", "20"], "--headroom leaves the mirror"),
+        (
+            ["--once", "--db", "sqlite:///m.db", "--currency", "USDT", "--attempts", "0"],
+            "--attempts must be an int",
+        ),
+        (
+            ["--once", "--db", "sqlite:///m.db", "--currency", "USDT", "--base-url", "ftp://x"],
+            "--base-url must be an http(s) URL",
+        ),
     ],
 )
 def test_usage_errors_exit_2(
@@ -216,10 +251,10 @@ def test_usage_errors_exit_2(
         monkeypatch.setenv("KUCOIN_API_KEY", "k")
         monkeypatch.setenv("KUCOIN_API_SECRET", SECRET)
         monkeypatch.setenv("KUCOIN_API_PASSPHRASE", "p")
-    assert main(["sync", *argv]) == 2
+    assert main(["sync", *argv]) == EXIT_USAGE
     err = capsys.readouterr().err
     assert message in err and SECRET not in err and "pw@" not in err
-    assert err.startswith("margin-async: error: ")
+    assert err.startswith("margin-async: error: ") and err.count("\n") == 1
 
 
 def test_once_and_follow_are_exclusive(capsys: pytest.CaptureFixture[str]) -> None:
@@ -229,23 +264,9 @@ def test_once_and_follow_are_exclusive(capsys: pytest.CaptureFixture[str]) -> No
     assert "not allowed with argument" in capsys.readouterr().err
 
 
-def test_register_into_a_host_parser() -> None:
-    parser = argparse.ArgumentParser(prog="margin-async")
-    parser.add_argument("--sandbox", action="store_true")
-    commands = parser.add_subparsers(dest="command")
-    seen: list[str] = []
-
-    def add_common(sub: argparse.ArgumentParser) -> None:
-        seen.append(sub.prog)
-        sub.add_argument("--sandbox", action="store_true", default=argparse.SUPPRESS)
-
-    register(commands, add_common=add_common)
-    # As the margin-async CLI adds a subcommand: its parser, then the sync options.
-    other = commands.add_parser("mirror")
-    add_arguments(other, connection=False)
-    assert other.parse_args(["--db", "sqlite:///y.db", "--once"]).db == "sqlite:///y.db"
+def test_the_cli_parser_has_sync_with_its_connection_options() -> None:
+    parser = build_parser(COMMANDS)
     args = parser.parse_args(["sync", "--db", "sqlite:///x.db", "--follow", "--interval", "2"])
-    assert seen == ["margin-async sync"]
     assert (args.command, args.db, args.follow, args.interval) == (
         "sync",
         "sqlite:///x.db",
@@ -253,10 +274,15 @@ def test_register_into_a_host_parser() -> None:
         2,
     )
     assert args.kinds == "borrow,repay,interest" and args.headroom == 0.25
-    assert callable(args.handler)
+    assert (args.sandbox, args.attempts, args.timeout, args.debug) == (False, 4, 10.0, False)
+    assert isinstance(args.handler, Command)
+    # The CLI's connection options, before or after the command, as for every command.
+    before = parser.parse_args(["--sandbox", "--attempts", "2", "sync", "--db", "x", "--once"])
+    after = parser.parse_args(["sync", "--db", "x", "--once", "--sandbox", "--attempts", "2"])
+    assert (before.sandbox, before.attempts) == (after.sandbox, after.attempts) == (True, 2)
 
 
-def test_exit_codes() -> None:
+def test_exit_codes_are_the_cli_s() -> None:
     from margin_async import (
         AuthenticationError,
         MarginError,
@@ -270,8 +296,10 @@ def test_exit_codes() -> None:
     assert exit_code(AuthenticationError("400003", "bad key", 401)) == 3
     assert exit_code(RateLimitError("429000", "slow down", 429)) == 4
     assert exit_code(TransportError("down")) == 5
-    assert exit_code(MarginError("other")) == 7
-    assert exit_code(KeyboardInterrupt()) == 130
+    assert exit_code(MarginError("other")) == EXIT_API
+    assert exit_code(StoreError("disk full")) == EXIT_API
+    assert exit_code(LeaseLostError("a")) == EXIT_API
+    assert exit_code(KeyboardInterrupt()) == EXIT_INTERRUPTED
     assert exit_code(RuntimeError("bug")) == 1
 
 
@@ -316,7 +344,8 @@ async def test_sigterm_stops_follow_with_exit_0_and_gives_the_lease_back(tmp_pat
             if process.returncode is None:
                 process.kill()
                 await process.wait()
-    assert process.returncode == 0, err
+    # The command's own handler, not the CLI's SIGTERM-cancels (exit 143): exit 0.
+    assert process.returncode == EXIT_OK, err
     assert out == b"" and err == b""
     assert await query(url, "SELECT owner FROM sync_leases") == [(None,)]
     assert await query(url, "SELECT count(*) FROM sync_workers") == [(0,)]
@@ -367,7 +396,7 @@ async def test_a_saved_sandbox_file_names_the_exchange(tmp_path: Path) -> None:
             '[[accounts]]\nlabel = "b"\ncredentials = "other.env"\n'
         )
         argv = ["sync", "--db", f"sqlite:///{db}", "--accounts", str(accounts), "--once"]
-        assert await asyncio.to_thread(main, argv) == 2
+        assert await asyncio.to_thread(main, argv) == EXIT_USAGE
     assert counts(db)["borrow_orders"] == 40
 
 

@@ -1,7 +1,7 @@
 """``margin-async sync`` processes killed at random moments, restarted, and raced.
 
 The fake exchange runs in the test process and keeps adding records while ``sync``
-subprocesses (``python -m margin_async.sync sync``) mirror it over loopback; they are
+subprocesses (``margin-async sync``) mirror it over loopback; they are
 SIGKILLed at random moments, restarted, and finally ``--once`` must leave tables equal
 to the exchange's history: no record lost, none twice. With several workers on one
 PostgreSQL, a killed worker's accounts are taken over and every commit is made by the

@@ -6,9 +6,9 @@ or the ``KUCOIN_API_*`` environment) or, with ``--sandbox``, against an embedded
 serves such a fake for other programs; ``margin-async demo`` shows the SDK at work.
 
 The package is a client of the public API only: it imports names from
-``margin_async`` and ``margin_async.testing``, nothing else of the SDK, and leaves the
-judging of every SDK argument to the SDK (a ``ValidationError`` exits 2, said with the
-flag the person typed). One job per module:
+``margin_async``, ``margin_async.testing`` and ``margin_async.sync``, nothing else of the
+SDK, and leaves the judging of every SDK argument to the SDK (a ``ValidationError`` exits
+2, said with the flag the person typed). One job per module:
 
 - :mod:`~margin_async.cli._app`: ``main``: parse, run, exit status, Ctrl-C, one-line errors
 - :mod:`~margin_async.cli._parser`: the parser, common options, subcommand registration
@@ -19,6 +19,10 @@ flag the person typed). One job per module:
 - :mod:`~margin_async.cli._money`: ``borrow``, ``repay``, ``leverage``
 - :mod:`~margin_async.cli._history`: ``history borrow|repay|interest``
 - :mod:`~margin_async.cli._sandbox`: ``sandbox``, and the seeded account of ``--sandbox``
+- :mod:`~margin_async.cli._sync`: ``sync``'s options (the mirror is :mod:`margin_async.sync`)
+- :mod:`~margin_async.cli._sync_accounts`: the accounts ``sync`` mirrors, their credentials
+- :mod:`~margin_async.cli._sync_run`: one ``sync`` run: the mirror, signals, its progress line
+- :mod:`~margin_async.cli._signals`: a graceful stop on SIGINT/SIGTERM (``sandbox``, ``sync``)
 - :mod:`~margin_async.cli._demo`: ``demo``
 - :mod:`~margin_async.cli._output`: JSON lines / CSV writers, ``--output``, ``--format``
 - :mod:`~margin_async.cli._values`: values as written: plain-notation amounts, UTC times
@@ -44,8 +48,8 @@ for a command with a :class:`~margin_async.cli._progress.Display`; output throug
 ``register`` to :data:`margin_async.cli._app.COMMANDS`::
 
     def register(commands: Commands) -> None:
-        sync = commands.add("sync", "mirror histories into a database", _run)
-        sync.add_argument("--store", metavar="URL", required=True)
+        hello = commands.add("hello", "say hello", _run)
+        hello.add_argument("--name", default="world")
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Mirror KuCoin margin history into a database, exactly once (``margin-async sync``).
+"""Mirror KuCoin margin history into a database, exactly once (the library behind
+``margin-async sync``, whose command lives with the CLI in :mod:`margin_async.cli`).
 
 ::
 
@@ -18,7 +19,13 @@ plus each record's fields; see :mod:`margin_async.sync._rows` for the keys),
 database driver; asyncpg is imported when a ``postgresql://`` store is opened.
 """
 
-from margin_async.sync._accounts import AccountEntry, load_accounts, load_credentials_file
+from margin_async.sync._accounts import (
+    AccountEntry,
+    load_accounts,
+    parse_codes,
+    parse_kinds,
+    parse_symbols,
+)
 from margin_async.sync._budget import DEFAULT_HEADROOM, DEFAULT_QUOTA, WEIGHTS, Headroom
 from margin_async.sync._errors import LeaseLostError, StoreError, SyncConfigError, SyncError
 from margin_async.sync._mirror import AccountSpec, Mirror, SyncStatus
@@ -47,6 +54,8 @@ __all__ = [
     "SyncStatus",
     "Table",
     "load_accounts",
-    "load_credentials_file",
     "open_store",
+    "parse_codes",
+    "parse_kinds",
+    "parse_symbols",
 ]

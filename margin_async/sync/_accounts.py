@@ -1,5 +1,6 @@
-"""Where accounts and their credentials come from: an accounts file (TOML) and
-credentials files. Neither the accounts file nor the database ever holds a secret.
+"""The accounts file (TOML): which accounts to mirror, what of each, and where their
+credentials come from; and the parsing of the same lists given as comma-separated text
+(``--currency usdt,btc``). Neither the accounts file nor the database ever holds a secret.
 
 Accounts file::
 
@@ -18,14 +19,12 @@ Accounts file::
     # the NAMES of environment variables holding the secrets
     env = { api_key = "DESK2_KEY", api_secret = "DESK2_SECRET", api_passphrase = "DESK2_PASS" }
 
-A credentials file is JSON (``{"api_key": ..., "api_secret": ..., "api_passphrase": ...,
-"key_version": 3}``) or ``KEY=VALUE`` lines (the ``KUCOIN_API_*`` names work too, so the
-output of ``margin-async sandbox`` is one), readable by its owner only.
+A credentials file is what ``margin-async --credentials FILE`` reads (JSON or
+``KEY=VALUE`` lines, readable by its owner only); this module only records its path.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import tomllib
@@ -35,39 +34,17 @@ from typing import Any, NoReturn
 
 import attrs
 
-from margin_async import Credentials, ValidationError
 from margin_async.sync._errors import SyncConfigError
 from margin_async.sync._mirror import AccountSpec
 from margin_async.sync._rows import KINDS, Kind
 
-__all__ = [
-    "AccountEntry",
-    "load_accounts",
-    "load_credentials_file",
-    "parse_codes",
-    "parse_kinds",
-    "parse_symbols",
-    "read_credentials_file",
-]
+__all__ = ["AccountEntry", "load_accounts", "parse_codes", "parse_kinds", "parse_symbols"]
 
 _Refuse = Callable[[str], NoReturn]
 
-_CREDENTIAL_KEYS = {
-    "base_url": "base_url",
-    "margin_async_base_url": "base_url",
-    "api_key": "api_key",
-    "key": "api_key",
-    "kucoin_api_key": "api_key",
-    "api_secret": "api_secret",
-    "secret": "api_secret",
-    "kucoin_api_secret": "api_secret",
-    "api_passphrase": "api_passphrase",
-    "passphrase": "api_passphrase",
-    "kucoin_api_passphrase": "api_passphrase",
-    "key_version": "key_version",
-    "api_key_version": "key_version",
-    "kucoin_api_key_version": "key_version",
-}
+# A key naming any of these is a secret pasted into the accounts file (api_secret,
+# KUCOIN_API_PASSPHRASE, key, ...): refused as such, whatever its exact spelling.
+_SECRET_WORDS = ("key", "secret", "passphrase")
 _ACCOUNT_KEYS = {"label", "credentials", "env", "currencies", "isolated", "cross", "kinds"}
 _DEFAULT_KEYS = {"currencies", "isolated", "cross", "kinds"}
 _ENV_FIELDS = ("api_key", "api_secret", "api_passphrase", "key_version")
@@ -79,135 +56,16 @@ _SYMBOL = re.compile(r"[A-Z0-9]{1,20}-[A-Z0-9]{1,20}")
 @attrs.frozen
 class AccountEntry:
     """One account of an accounts file: its label, what to mirror, and where its
-    credentials come from (a file path, or environment variable names), never secrets."""
+    credentials come from (a credentials file's path, or the names of the environment
+    variables holding them), never the secrets themselves: whoever runs the mirror reads
+    them (``margin-async sync`` does, as it reads ``--credentials FILE``)."""
 
     label: str
     spec: AccountSpec
     credentials_file: Path | None = None
+    #: Field (``api_key``, ``api_secret``, ``api_passphrase``, ``key_version``) ->
+    #: the name of the environment variable holding it.
     env: Mapping[str, str] | None = None
-
-    def credentials(self) -> Credentials:
-        """Read this account's credentials from their source."""
-        return self.source()[0]
-
-    def source(self) -> tuple[Credentials, str | None]:
-        """This account's credentials, and the base URL its credentials file names."""
-        if self.credentials_file is not None:
-            return read_credentials_file(self.credentials_file)
-        if self.env is not None:
-            return _from_env(self.label, self.env), None
-        raise SyncConfigError(
-            "accounts", f"account {self.label!r} names no credentials file nor env variables"
-        )
-
-
-def _from_env(label: str, names: Mapping[str, str]) -> Credentials:
-    values: dict[str, str] = {}
-    for field in _ENV_FIELDS:
-        name = names.get(field)
-        if name is None:
-            continue
-        value = os.environ.get(name, "")
-        if not value:
-            raise SyncConfigError(
-                "accounts", f"account {label!r}: environment variable {name} ({field}) is not set"
-            )
-        values[field] = value
-    version = values.get("key_version", "3")
-    if version not in ("2", "3"):
-        raise SyncConfigError(
-            "accounts", f"account {label!r}: {names['key_version']} must be 2 or 3"
-        )
-    try:
-        return Credentials(
-            values["api_key"], values["api_secret"], values["api_passphrase"], int(version)
-        )
-    except ValidationError as exc:
-        raise SyncConfigError(
-            "accounts", f"account {label!r}: {names.get(exc.argument, exc.argument)} is not valid"
-        ) from None
-
-
-# -- credentials files ----------------------------------------------------------------------
-
-
-def load_credentials_file(path: str | os.PathLike[str]) -> Credentials:
-    """Read a credentials file (see the module docstring), refusing one that group or
-    others may read. No message shows any of its content."""
-    return read_credentials_file(path)[0]
-
-
-def read_credentials_file(path: str | os.PathLike[str]) -> tuple[Credentials, str | None]:
-    """:func:`load_credentials_file`, and the ``base_url`` the file names (if any), as
-    the output of ``margin-async sandbox`` does."""
-    where = str(path)
-
-    def refuse(problem: str) -> NoReturn:
-        raise SyncConfigError("credentials", f"credentials file {where}{problem}")
-
-    try:
-        mode = os.stat(path).st_mode
-    except OSError as exc:
-        refuse(f": cannot read it ({exc.strerror})")
-    if os.name == "posix" and mode & 0o077:
-        refuse(
-            f" is accessible by group or others (mode {mode & 0o777:04o}); "
-            f"protect it first: chmod 600 {where}"
-        )
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        refuse(f": cannot read it ({exc.strerror if isinstance(exc, OSError) else 'not UTF-8'})")
-    entries: list[tuple[str, object, str]] = []
-    if text.lstrip().startswith("{"):
-        try:
-            pairs = json.loads(text, object_pairs_hook=list)
-        except json.JSONDecodeError as exc:
-            refuse(f" is not valid JSON (line {exc.lineno})")
-        except (ValueError, RecursionError):
-            refuse(" is not valid JSON")
-        if not isinstance(pairs, list):
-            refuse(" must hold a JSON object")
-        for index, (name, value) in enumerate(pairs, start=1):
-            entries.append((str(name), value, f"JSON key {index}"))
-    else:
-        for number, line in enumerate(text.splitlines(), start=1):
-            stripped = line.strip()
-            if not stripped or stripped.startswith("#"):
-                continue
-            name, sep, value = stripped.removeprefix("export ").partition("=")
-            if not sep or not name.strip():
-                refuse(f", line {number}: expected KEY=VALUE")
-            value = value.strip()
-            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-                value = value[1:-1]
-            entries.append((name, value, f"line {number}"))
-    fields: dict[str, str] = {}
-    for name, value, place in entries:
-        field = _CREDENTIAL_KEYS.get(name.strip().lower())
-        if field is None:
-            refuse(
-                f", {place}: unknown key (expected api_key, api_secret, api_passphrase, "
-                "key_version, base_url)"
-            )
-        if field in fields:
-            refuse(f", {place}: {field} is given twice")
-        if isinstance(value, bool) or not isinstance(value, str | int):
-            refuse(f", {place}: {field} must be a string")
-        fields[field] = str(value).strip() if field == "key_version" else str(value)
-    missing = [f for f in ("api_key", "api_secret", "api_passphrase") if not fields.get(f)]
-    if missing:
-        refuse(f" lacks {', '.join(missing)}")
-    version = fields.get("key_version", "3")
-    if version not in ("2", "3"):
-        refuse(": key_version must be 2 or 3")
-    try:
-        creds = Credentials(
-            fields["api_key"], fields["api_secret"], fields["api_passphrase"], int(version)
-        )
-    except ValidationError as exc:
-        refuse(f": {exc.argument} is not valid")
-    return creds, fields.get("base_url") or None
 
 
 # -- accounts files -------------------------------------------------------------------------
@@ -280,7 +138,7 @@ def load_accounts(path: str | os.PathLike[str]) -> list[AccountEntry]:
 
 def _check_keys(table: Mapping[str, Any], allowed: set[str], name: str, refuse: _Refuse) -> None:
     for key in table:
-        if key.lower() in _CREDENTIAL_KEYS:
+        if key not in allowed and any(word in key.lower() for word in _SECRET_WORDS):
             refuse(
                 f"{name}: {key} looks like a secret; the accounts file never holds secrets: "
                 'name a credentials file (credentials = "PATH") or environment variables '
@@ -348,7 +206,9 @@ def _kinds(value: object, name: str, refuse: _Refuse) -> tuple[Kind, ...] | None
 
 
 def parse_codes(text: str, argument: str) -> list[str]:
-    """A comma list of currency codes (``usdt,btc`` -> ``["USDT", "BTC"]``)."""
+    """A comma list of currency codes (``usdt,btc`` -> ``["USDT", "BTC"]``), spelled as
+    the mirror keys its streams (upper case); a :class:`SyncConfigError` naming
+    ``argument`` for anything else."""
     codes = [part.strip().upper() for part in text.split(",") if part.strip()]
     for code in codes:
         if not _CODE.fullmatch(code):
@@ -359,7 +219,8 @@ def parse_codes(text: str, argument: str) -> list[str]:
 
 
 def parse_symbols(text: str, argument: str) -> list[str]:
-    """A comma list of isolated-margin symbols (``btc-usdt`` -> ``["BTC-USDT"]``)."""
+    """A comma list of isolated-margin symbols (``btc-usdt`` -> ``["BTC-USDT"]``); a
+    :class:`SyncConfigError` naming ``argument`` for anything else."""
     symbols = [part.strip().upper() for part in text.split(",") if part.strip()]
     for symbol in symbols:
         if not _SYMBOL.fullmatch(symbol):
@@ -368,7 +229,8 @@ def parse_symbols(text: str, argument: str) -> list[str]:
 
 
 def parse_kinds(text: str) -> tuple[Kind, ...]:
-    """``--kinds borrow,interest``."""
+    """A comma list of histories (``borrow,interest``), in :data:`KINDS` order; a
+    :class:`SyncConfigError` (``kinds``) for anything else."""
     names = [part.strip().lower() for part in text.split(",") if part.strip()]
     wrong = [name for name in names if name not in KINDS]
     if wrong or not names:
