@@ -323,6 +323,32 @@ async def test_headroom_waits_while_others_spend_the_reserve() -> None:
     await uses[10].__aexit__(None, None, None)
 
 
+async def test_headroom_waits_for_the_announced_reset_not_a_tenth_of_the_window(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The exchange said how long its window has left: the mirror waits that long, where
+    # it used to wait a tenth of the window (3 s at 30 s) each time a window ran dry.
+    import margin_async.sync._budget as budget_module
+
+    waits: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        await real_sleep(0)
+
+    monkeypatch.setattr(budget_module.asyncio, "sleep", sleep)
+    budget = Headroom(quota=4000, headroom=0.25, window=30.0)
+    budget.observe(500, reset_ms=200)  # below the reserve of 1000, resets in 0.2 s
+    async with budget.use(15):
+        pass
+    assert len(waits) == 1 and 0.15 < waits[0] <= 0.25 + 0.05
+    budget.observe(0, reset_ms=0)  # that window has already reset: no wait at all
+    async with budget.use(15):
+        pass
+    assert len(waits) == 1
+
+
 # -- the command in process: signals ----------------------------------------------------------
 
 
