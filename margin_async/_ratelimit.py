@@ -57,6 +57,7 @@ class RateBudget:
         "_in_flight",
         "_learned",
         "_limit",
+        "_longest",
         "_remaining",
         "_reset_at",
         "_window",
@@ -78,6 +79,8 @@ class RateBudget:
         self._reset_at: float | None = None
         #: weight charged for requests whose reply has not arrived yet
         self._in_flight = 0
+        #: the longest reset announced so far, seconds (about the exchange's window)
+        self._longest = 0.0
         self._learned: asyncio.Event | None = None
 
     @property
@@ -189,20 +192,29 @@ class RateBudget:
         except (KeyError, ValueError):
             return False
         at = time.monotonic() if received_at is None else received_at
-        reset_at = at + min(reset_ms / 1000, self._window)
+        reset = min(reset_ms / 1000, self._window)
+        reset_at = at + reset
         self._limit = limit
-        if not self._announced or self._reset_at is None or at >= self._reset_at:
-            # The first figures, or the first reply since the window we knew of reset.
+        # The longest reset announced is about the exchange's window: a reply from the next
+        # window announces a reset about that much later than this one's, while a reply
+        # read late (the event loop stalled) only looks later by the stall.
+        self._longest = max(self._longest, reset)
+        later = max(_SAME_WINDOW, self._longest / 2)
+        if (
+            not self._announced
+            or self._reset_at is None
+            or at >= self._reset_at
+            or reset_at > self._reset_at + later
+        ):
+            # The first figures, or a later window.
             self._remaining = remaining
             self._reset_at = reset_at
         elif reset_at >= self._reset_at - _SAME_WINDOW:
-            # Received before the window we know of reset, so written in it (or before:
-            # a reply read late, after the event loop stalled, looks newer than it is).
-            # Within one window the smallest figure is the newest, and the earliest
-            # reset the best estimate: reading a reply late only pushes its reset later.
+            # The same window. Replies can arrive out of order, or be read late: the
+            # smallest figure is the newest, and the earliest reset the best estimate
+            # (reading a reply late only pushes its reset later).
             self._remaining = min(self._remaining, remaining)
             self._reset_at = min(self._reset_at, reset_at)
-        # else: a late reply from an earlier window says nothing about this one.
         self._announced = True
         self._heard = True
         return True

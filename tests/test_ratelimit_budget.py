@@ -102,6 +102,10 @@ async def test_out_of_order_replies_keep_the_minimum() -> None:
 
 async def test_new_window_replaces_remaining() -> None:
     b = RateBudget()
+    b.observe(h(4000, 100, 1_000))
+    b.observe(h(4000, 3990, 29_990))  # the reset is 29 s later: a new window
+    assert b.remaining == 3990
+    b = RateBudget()
     now = time.monotonic()
     b.observe(h(4000, 100, 1_000), now)
     b.observe(h(4000, 3990, 29_990), now + 1.0)  # read after that window reset: a new one
@@ -124,6 +128,20 @@ async def test_a_reply_read_late_does_not_pass_for_a_new_window() -> None:
     b.observe(h(600, 280, 1_900), t + 1.1)
     assert b.remaining == 280
     assert b.seconds_until_reset() <= t + 3 - time.monotonic() + 0.001
+
+
+async def test_after_a_late_reply_of_the_old_window_the_new_one_is_still_seen() -> None:
+    # Just after the window reset, a reply written before it (5 left, reset in 5 ms) is
+    # read first; the next window's replies (reset about a window later) must replace its
+    # figures, not be taken for the same window: the budget would then believe a full
+    # quota at that 5 ms "reset" while the new window is half spent.
+    b = RateBudget()
+    t = time.monotonic()
+    b.observe(h(500, 485, 1_000), t)
+    b.observe(h(500, 5, 5), t + 0.99)
+    b.observe(h(500, 485, 1_000), t + 0.991)  # the next window's first reply
+    assert b.remaining == 485
+    assert b.seconds_until_reset() > 0.5
 
 
 @pytest.mark.parametrize("reset", [30_001, 60_000, 1_733_000_000_000, 10**17])
