@@ -15,12 +15,19 @@ nox.options.sessions = ["tests", "tests-floors"]
 
 #: The README's test command.
 TEST_COMMAND = ("python", "-m", "pytest", "--cov=margin_async")
+#: Prints the versions a run got, so that its log says what was tested.
+VERSIONS = (
+    "from importlib.metadata import version; "
+    "print(', '.join(f'{n} {version(n)}' for n in "
+    "('aiohttp', 'attrs', 'cattrs', 'aioresponses', 'pytest', 'hypothesis')))"
+)
 
 
 @nox.session(python="3.11")
 def tests(session: nox.Session) -> None:
     """The suite on the newest releases of every dependency."""
     session.install("--upgrade", "-e", ".[dev]")
+    session.run("python", "-c", VERSIONS)
     session.run(*TEST_COMMAND, *session.posargs)
 
 
@@ -28,4 +35,5 @@ def tests(session: nox.Session) -> None:
 def tests_floors(session: nox.Session) -> None:
     """The suite on the lowest versions pyproject.toml declares."""
     session.install("--resolution", "lowest-direct", "-e", ".[dev]")
+    session.run("python", "-c", VERSIONS)
     session.run(*TEST_COMMAND, *session.posargs)

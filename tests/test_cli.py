@@ -58,7 +58,10 @@ from margin_async.cli._sink import Sink
 from margin_async.cli._table import TableWriter
 from margin_async.cli._values import cell
 
-_EXE = shutil.which("margin-async")
+# The console script installed beside the interpreter running the tests, not whichever
+# one PATH finds first: a venv's python run without activating it (the floors venv's, say)
+# would otherwise test another installation's CLI.
+_EXE = shutil.which("margin-async", path=os.path.dirname(sys.executable))
 #: The installed console script when there is one, else the module (same code).
 COMMAND = [_EXE] if _EXE else [sys.executable, "-m", "margin_async.cli"]
 TIMEOUT = 30
